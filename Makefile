@@ -1,0 +1,58 @@
+# cycleml — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 3000
+UI_PORT ?= 5000
+
+# Tools run offline here: no telemetry, no update checks.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
+# dvc stages call `cycleml`: the venv comes first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help install run repro test check ui clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e ".[dev]" -c requirements.lock
+	@touch $@
+
+install: $(STAMP) ## create .venv (if missing) and install cycleml with its dev tools
+
+run: install ## install, run the whole pipeline on the demo data (`dvc repro`), say where to look
+	$(BIN)/dvc repro
+	@$(BIN)/cycleml summary
+
+repro: install ## rerun only the stages whose inputs changed
+	$(BIN)/dvc repro
+
+test: install ## run the test suite (unit, data, model, integration, e2e)
+	$(BIN)/pytest
+
+check: install ## lint and type-check (ruff, mypy)
+	$(BIN)/ruff check src tests serving
+	$(BIN)/ruff format --check src tests serving
+	$(BIN)/mypy
+
+ui: install ## MLflow UI on http://$(HOST):$(UI_PORT): runs, models, the registry
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(UI_PORT)
+
+lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml's ranges
+	$(BIN)/python -m pip install --quiet "uv>=0.4"
+	$(BIN)/uv pip compile pyproject.toml --extra dev --quiet --python-version 3.11 -o requirements.lock
+
+clean: ## remove generated state (pipeline outputs, MLflow store); keeps .venv
+	rm -rf data models metrics plots reports mlruns mlflow.db dvc.lock

@@ -1,0 +1,187 @@
+"""The `cycleml` command: one subcommand per pipeline stage, same names as in dvc.yaml.
+
+Thin by design: parse, call one stage function, render the result. Heavy libraries are
+imported inside the commands, so ``cycleml --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cycleml.paths import Paths, project_paths
+
+if TYPE_CHECKING:
+    from cycleml.config import Params
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="cycleml: the ML lifecycle on your machine. Run the whole pipeline with `dvc repro`; "
+    "each stage below is one step of it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ParamsOption = Annotated[
+    Path, typer.Option("--params", "-p", help="params file (every knob of the pipeline)")
+]
+
+
+@contextmanager
+def _stage(name: str, params_file: Path) -> Iterator[tuple[Params, Paths]]:
+    """Load params and paths, show a spinner, turn known errors into clear exits."""
+    from cycleml.config import ConfigError, load_params
+    from cycleml.stages.ingest import IngestError
+    from cycleml.stages.validate import ValidationFailed
+
+    try:
+        params = load_params(params_file)
+        with console.status(f"[bold]{name}[/]…"):
+            yield params, project_paths()
+    except ConfigError as err:
+        err_console.print(f"[red]✗ {name}: invalid params[/]\n{err}")
+        raise typer.Exit(2) from None
+    except (IngestError, ValidationFailed) as err:
+        err_console.print(f"[red]✗ {name} failed:[/] {err}")
+        raise typer.Exit(1) from None
+
+
+def _show(title: str, lines: list[str]) -> None:
+    console.print(f"[green]✓[/] [bold]{title}[/]")
+    for line in lines:
+        console.print(f"  {line}")
+
+
+def _metric_lines(metrics: dict[str, Any]) -> list[str]:
+    return [f"{k:<10} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)]
+
+
+@app.command()
+def ingest(params: ParamsOption = Path("params.yaml")) -> None:
+    """Read data.source, apply data.clean rules, write data/raw/data.parquet."""
+    from cycleml.stages import ingest as stage
+
+    with _stage("ingest", params) as (p, paths):
+        report = stage.run(p.data, paths)
+    _show("ingest", report.lines())
+
+
+@app.command()
+def validate(params: ParamsOption = Path("params.yaml")) -> None:
+    """Check the raw table; fix task, target classes and features in data/interim/schema.json."""
+    from cycleml.stages import validate as stage
+
+    with _stage("validate", params) as (p, paths):
+        report = stage.run(p.data, p.task, p.validate_, paths)
+    lines = [f"{report.rows:,} rows, task: {report.task}"]
+    if report.class_counts:
+        lines.append("classes: " + ", ".join(f"{k}={v:,}" for k, v in report.class_counts.items()))
+    lines += [f"[yellow]![/] {w}" for w in report.warnings]
+    _show("validate", lines)
+
+
+@app.command()
+def split(params: ParamsOption = Path("params.yaml")) -> None:
+    """Partition into data/split/{train,valid,test}.parquet (split.strategy, ratios, seed)."""
+    from cycleml.stages import split as stage
+
+    with _stage("split", params) as (p, paths):
+        summary = stage.run(p.split, paths)
+    _show("split", [f"{name}: {info}" for name, info in summary.items()])
+
+
+@app.command()
+def train(params: ParamsOption = Path("params.yaml")) -> None:
+    """Fit the pipeline (preprocessing + XGBoost), log the run and model to MLflow."""
+    from cycleml.stages import train as stage
+
+    with _stage("train", params) as (p, paths):
+        summary = stage.run(p, paths)
+    _show(
+        f"train: MLflow run {summary['run_id']}",
+        [
+            f"best iteration {summary['best_iteration']}: train loss "
+            f"{summary['train_loss']:.4f}, valid loss {summary['valid_loss']:.4f}",
+            f"model: {summary['model_uri']} (and {paths.model_dir})",
+        ],
+    )
+
+
+@app.command()
+def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
+    """Score the test split; write metrics/evaluate.json and plot data."""
+    from cycleml.stages import evaluate as stage
+
+    with _stage("evaluate", params) as (p, paths):
+        metrics = stage.run(p, paths)
+    _show("evaluate (test set)", _metric_lines(metrics))
+
+
+@app.command()
+def register(params: ParamsOption = Path("params.yaml")) -> None:
+    """Gate on register.criteria; register in MLflow as champion or challenger."""
+    from cycleml.stages import register as stage
+
+    with _stage("register", params) as (p, paths):
+        d = stage.run(p, paths)
+    if not d.registered:
+        console.print(f"[yellow]✗ register: {d.model_name} not registered[/] (gate not met)")
+        for reason in d.reasons:
+            console.print(f"  - {reason}")
+        console.print(f"  decision written to {paths.report('register.json')}")
+        return
+    _show(
+        f"register: {d.model_name} v{d.version} -> @{d.alias}",
+        [f"{d.primary_metric} = {d.candidate:.4f}", *d.reasons],
+    )
+
+
+@app.command()
+def summary(params: ParamsOption = Path("params.yaml")) -> None:
+    """Say what the last pipeline run produced and where to look next."""
+    from cycleml.config import ConfigError, load_params
+    from cycleml.io import read_json
+
+    paths = project_paths()
+    try:
+        p = load_params(params)
+    except ConfigError as err:
+        err_console.print(f"[red]{err}[/]")
+        raise typer.Exit(2) from None
+    decision_file = paths.report("register.json")
+    if not decision_file.exists():
+        err_console.print("no pipeline results yet: run `dvc repro` (or `make run`)")
+        raise typer.Exit(1)
+    d = read_json(decision_file)
+    console.rule("[bold]cycleml")
+    if d["registered"]:
+        console.print(
+            f"model [bold]{d['model_name']}[/] v{d['version']} is [bold]@{d['alias']}[/] "
+            f"({d['primary_metric']} = {d['candidate']:.4f} on the test set)"
+        )
+    else:
+        console.print(f"[yellow]no model registered:[/] {'; '.join(d['reasons'])}")
+    console.print(
+        "\nwhere to look next:\n"
+        "  make ui                  MLflow UI at http://127.0.0.1:5000 (runs, registry)\n"
+        "  dvc metrics show         test metrics      (metrics/evaluate.json)\n"
+        "  dvc plots show           ROC, confusion, learning curve -> dvc_plots/index.html\n"
+        "  reports/                 what ingest, validate, split and register did\n"
+        f"  dvc exp run -S train.xgboost.n_estimators=600    try a change (experiment: "
+        f"{p.tracking.experiment})"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv if argv is not None else sys.argv[1:])

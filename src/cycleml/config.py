@@ -1,0 +1,280 @@
+"""Typed params: every knob of the pipeline, loaded once from params.yaml.
+
+A wrong key or value fails here, before any work, with a message that names the key
+(``data.source.rows: Input should be greater than 0``), so a typo never silently falls
+back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "ConfigError",
+    "DataParams",
+    "Params",
+    "load_params",
+    "params_hash",
+]
+
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing, malformed, or holds a wrong key or value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+class DemoSource(_Strict):
+    """The bundled churn generator (see ``cycleml.demo``)."""
+
+    kind: Literal["demo"]
+    rows: int = Field(20_000, gt=0)
+    seed: int = 42
+    scenario: str = "none"
+
+
+class FileSource(_Strict):
+    """A CSV or Parquet file: a local path or any fsspec URL (s3://, gs://, https://)."""
+
+    kind: Literal["file"]
+    path: str
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    sep: str | None = Field(None, description="CSV delimiter; None sniffs it from the file")
+    encoding: str = "utf-8"
+    header: bool = True
+    columns: list[str] | None = Field(None, description="column names for a header-less CSV")
+
+
+class SqlSource(_Strict):
+    """The result of a query against any SQLAlchemy URL."""
+
+    kind: Literal["sql"]
+    url: str
+    query: str
+
+
+Source = Annotated[DemoSource | FileSource | SqlSource, Field(discriminator="kind")]
+
+
+class CleanRules(_Strict):
+    """The explicit rules ingest applies to messy real-world tables."""
+
+    na_values: list[str] = ["", "?", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "-"]
+    strip_whitespace: bool = True
+    numeric_text_threshold: float = Field(
+        0.95,
+        ge=0.5,
+        le=1.0,
+        description="a text column whose non-missing values parse as numbers at least this "
+        "often becomes numeric; the rest become missing",
+    )
+    drop_duplicates: bool = True
+    drop_empty_columns: bool = True
+
+
+class DataParams(_Strict):
+    source: Source
+    target: str
+    positive_class: str | int | float | bool | None = None
+    id_columns: list[str] = []
+    drop_columns: list[str] = []
+    time_column: str | None = None
+    clean: CleanRules = CleanRules()
+
+
+# --- split -----------------------------------------------------------------------------
+
+
+class SplitParams(_Strict):
+    strategy: Literal["stratified", "random", "time"] = "stratified"
+    train: float = Field(0.8, gt=0, lt=1)
+    valid: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.1, gt=0, lt=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> SplitParams:
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + valid + test must add up to 1, got {total:g} "
+                f"({self.train:g} + {self.valid:g} + {self.test:g})"
+            )
+        return self
+
+
+# --- validate --------------------------------------------------------------------------
+
+
+class ValidateParams(_Strict):
+    min_rows: int = Field(100, ge=1)
+    max_target_missing: float = Field(
+        0.2, ge=0, le=1, description="largest share of rows whose target is missing"
+    )
+    min_class_rows: int = Field(10, ge=1, description="fewest rows any class may have")
+    max_classes: int = Field(
+        20, ge=2, description="a classification target with more classes is refused"
+    )
+    id_like_unique_share: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="a text column with this share of distinct values is an identifier, "
+        "not a feature, and is left out",
+    )
+
+
+# --- train -----------------------------------------------------------------------------
+
+
+class XGBoostParams(_Strict):
+    n_estimators: int = Field(300, ge=1)
+    max_depth: int = Field(5, ge=1)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    subsample: float = Field(0.9, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    reg_lambda: float = Field(1.0, ge=0)
+    reg_alpha: float = Field(0.0, ge=0)
+    n_jobs: int = Field(2, ge=1)
+
+
+class FeatureParams(_Strict):
+    numeric_impute: Literal["median", "mean", "most_frequent"] = "median"
+    scale_numeric: bool = True
+    min_category_share: float = Field(
+        0.005, ge=0, lt=1, description="rarer categories are pooled as 'infrequent'"
+    )
+    max_categories: int = Field(30, ge=2, description="most one-hot columns per categorical")
+
+
+class TrainParams(_Strict):
+    seed: int = 42
+    early_stopping_rounds: int | None = Field(30, ge=1)
+    features: FeatureParams = FeatureParams()
+    xgboost: XGBoostParams = XGBoostParams()
+
+
+# --- evaluate and register -------------------------------------------------------------
+
+
+class EvaluateParams(_Strict):
+    threshold: float = Field(0.5, gt=0, lt=1, description="decision threshold (binary)")
+
+
+class Bound(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class RegisterParams(_Strict):
+    model_name: str = Field("cycleml-model", min_length=1)
+    primary_metric: dict[Literal["classification", "regression"], str] = {
+        "classification": "roc_auc",
+        "regression": "rmse",
+    }
+    criteria: dict[Literal["classification", "regression"], dict[str, Bound]] = {}
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> RegisterParams:
+        known = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}
+        for task, metric in self.primary_metric.items():
+            if metric not in known[task]:
+                raise ValueError(
+                    f"primary_metric.{task}: unknown metric {metric!r}; "
+                    f"choose one of {', '.join(known[task])}"
+                )
+        for task, bounds in self.criteria.items():
+            for metric in bounds:
+                if metric not in known[task]:
+                    raise ValueError(
+                        f"criteria.{task}.{metric}: unknown metric; "
+                        f"choose from {', '.join(known[task])}"
+                    )
+        return self
+
+
+class TrackingParams(_Strict):
+    experiment: str = "cycleml"
+    tracking_uri: str = Field(
+        "sqlite:///mlflow.db", description="MLFLOW_TRACKING_URI in the environment wins"
+    )
+
+
+# --- the whole file --------------------------------------------------------------------
+
+
+class Params(_Strict):
+    data: DataParams
+    task: Literal["auto", "classification", "regression"] = "auto"
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    split: SplitParams = SplitParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    register_: RegisterParams = Field(RegisterParams(), alias="register")
+    tracking: TrackingParams = TrackingParams()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _time_split_needs_time_column(self) -> Params:
+        if self.split.strategy == "time" and not self.data.time_column:
+            raise ValueError("split.strategy is 'time' but data.time_column is not set")
+        return self
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: {err.error_count()} problem(s)"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        key = key.replace("validate_", "validate").replace("register_", "register")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see README 'Configuration')"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"  {key or '<top level>'}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-parsed mapping; raise ConfigError naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of blocks at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run cycleml from the project root)") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(raw, str(path))
+
+
+def params_hash(params: Params) -> str:
+    """A short, stable fingerprint of the params, for lineage tags."""
+    canonical = json.dumps(params.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,89 @@
+"""The problem's schema: task, target encoding and feature columns, fixed by `validate`.
+
+Every stage after validate, and every scorer, reads this one description instead of
+re-deriving it, so training and serving agree on which columns are features and what the
+labels mean.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Schema", "label_key"]
+
+
+def label_key(value: Any) -> str:
+    """A label's canonical text, so 1, 1.0, "1" and " 1 " name the same class."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | float | np.integer | np.floating):
+        f = float(value)
+        return str(int(f)) if f.is_integer() else repr(f)
+    return str(value).strip()
+
+
+class Schema(BaseModel):
+    """What validate decided about the table; saved as ``data/interim/schema.json``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: Literal["classification", "regression"]
+    target: str
+    classes: list[str] = []
+    """Class labels (canonical text); a label's index is its encoded value. Binary: the
+    positive class is last, so it encodes as 1."""
+    numeric: list[str]
+    categorical: list[str]
+    id_columns: list[str] = []
+    time_column: str | None = None
+    excluded: dict[str, str] = {}
+    """Columns left out of the features, with the reason."""
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def is_binary(self) -> bool:
+        return self.task == "classification" and len(self.classes) == 2
+
+    @property
+    def positive_class(self) -> str | None:
+        return self.classes[-1] if self.is_binary else None
+
+    def feature_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns in training order; raises KeyError naming missing ones."""
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise KeyError(
+                f"missing feature column(s): {', '.join(missing)} "
+                "(the model was trained with them; add them to the input)"
+            )
+        return frame[self.features]
+
+    def encode_target(self, values: pd.Series) -> np.ndarray:
+        """Labels to model targets: class index for classification, float for regression.
+
+        Raises ValueError naming the unknown labels, so a typo in feedback data or a new
+        class in fresh data is caught instead of silently mapped.
+        """
+        if self.task == "regression":
+            return values.astype("float64").to_numpy()
+        index = {label: i for i, label in enumerate(self.classes)}
+        keys = values.map(label_key)
+        unknown = sorted(set(keys) - index.keys())
+        if unknown:
+            raise ValueError(
+                f"column {self.target!r} has label(s) {unknown[:5]} not seen in training "
+                f"(known: {self.classes})"
+            )
+        return keys.map(index).to_numpy(dtype="int64")
+
+    def decode_target(self, encoded: np.ndarray) -> np.ndarray:
+        """Class indices back to labels."""
+        labels: np.ndarray = np.asarray(self.classes, dtype=object)[encoded]
+        return labels

@@ -1,0 +1,212 @@
+"""Stage `ingest`: read the configured source and apply explicit cleaning rules.
+
+Real tables are messy: numbers stored as text with blanks, ``?`` as a missing marker,
+stray whitespace, duplicate rows. Each rule is a knob under ``data.clean`` and every
+change it makes is counted in ``reports/ingest.json``, so nothing happens silently.
+Output: ``data/raw/data.parquet`` (a DVC output, so each version is kept in the cache).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from cycleml.config import CleanRules, DataParams, DemoSource, FileSource, SqlSource
+from cycleml.io import write_json, write_parquet
+from cycleml.paths import Paths
+
+__all__ = ["IngestError", "IngestReport", "clean", "read_source", "run"]
+
+
+class IngestError(ValueError):
+    """The source cannot be read, or the data contradicts the data block."""
+
+
+@dataclass
+class IngestReport:
+    rows_read: int = 0
+    columns_read: int = 0
+    rows_written: int = 0
+    na_markers: dict[str, int] = field(default_factory=dict)
+    """Per column: values turned into missing because they matched ``na_values``."""
+    numeric_from_text: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per column: text converted to numbers, with the values that did not parse."""
+    dropped_columns: dict[str, str] = field(default_factory=dict)
+    duplicates_dropped: int = 0
+    time_column_unparsed: int = 0
+
+    def lines(self) -> list[str]:
+        out = [f"read {self.rows_read:,} rows x {self.columns_read} columns"]
+        for col, n in self.na_markers.items():
+            out.append(f"{col}: {n:,} missing marker(s) -> missing")
+        for col, info in self.numeric_from_text.items():
+            bad = info["unparsed"]
+            extra = f", {bad:,} unparsable -> missing {info['examples']}" if bad else ""
+            out.append(f"{col}: text -> numeric{extra}")
+        for col, why in self.dropped_columns.items():
+            out.append(f"{col}: dropped ({why})")
+        if self.duplicates_dropped:
+            out.append(f"{self.duplicates_dropped:,} duplicate row(s) dropped")
+        out.append(f"wrote {self.rows_written:,} rows")
+        return out
+
+
+def _sniff_sep(source: FileSource) -> str:
+    import fsspec
+
+    with fsspec.open(source.path, "rb") as fh:
+        sample = fh.read(64 * 1024).decode(source.encoding, errors="replace")
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _read_file(source: FileSource) -> pd.DataFrame:
+    fmt = source.format
+    if fmt == "auto":
+        fmt = "parquet" if source.path.lower().endswith((".parquet", ".pq")) else "csv"
+    if fmt == "parquet":
+        return pd.read_parquet(source.path)
+    sep = source.sep or _sniff_sep(source)
+    return pd.read_csv(
+        source.path,
+        sep=sep,
+        encoding=source.encoding,
+        header=0 if source.header else None,
+        names=source.columns,
+        keep_default_na=False,  # missing markers are ours to decide (data.clean.na_values)
+        na_values=[],
+        low_memory=False,
+    )
+
+
+def read_source(source: DemoSource | FileSource | SqlSource) -> pd.DataFrame:
+    """Read the whole source table into memory."""
+    try:
+        if isinstance(source, DemoSource):
+            from cycleml.demo import generate_churn
+
+            return generate_churn(source.rows, source.seed, source.scenario)
+        if isinstance(source, FileSource):
+            return _read_file(source)
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(source.url)
+        try:
+            with engine.connect() as conn:
+                return pd.read_sql(sqlalchemy.text(source.query), conn)
+        finally:
+            engine.dispose()
+    except FileNotFoundError as err:
+        raise IngestError(f"data.source.path: file not found: {err.filename or err}") from None
+    except UnicodeDecodeError as err:
+        raise IngestError(
+            f"data.source: the file is not valid {getattr(source, 'encoding', 'utf-8')} "
+            f"({err.reason} at byte {err.start}); set data.source.encoding, e.g. latin-1"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise IngestError("data.source: the file is empty (no header, no rows)") from None
+
+
+def _text_columns(frame: pd.DataFrame) -> list[str]:
+    return [
+        c
+        for c in frame.columns
+        if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])
+    ]
+
+
+def clean(frame: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, IngestReport]:
+    """Apply ``data.clean`` rules and ``data.drop_columns``; pure, returns a new frame."""
+    rules: CleanRules = data.clean
+    report = IngestReport(rows_read=len(frame), columns_read=frame.shape[1])
+    frame = frame.copy()
+    frame.columns = [str(c).strip() if rules.strip_whitespace else str(c) for c in frame.columns]
+
+    unknown = [c for c in data.drop_columns if c not in frame.columns]
+    if unknown:
+        raise IngestError(
+            f"data.drop_columns: {unknown} not in the data; columns are {list(frame.columns)}"
+        )
+    for col in data.drop_columns:
+        report.dropped_columns[col] = "data.drop_columns"
+    frame = frame.drop(columns=list(data.drop_columns))
+
+    keep_text = {*data.id_columns}
+    markers = set(rules.na_values)
+    for col in _text_columns(frame):
+        values = frame[col].astype("object")
+        present = values.notna()
+        if rules.strip_whitespace:
+            values = values.where(~present, values.astype(str).str.strip())
+        is_marker = present & values.isin(markers)
+        if n := int(is_marker.sum()):
+            report.na_markers[col] = n
+        values = values.where(~is_marker, None)
+        if col not in keep_text:
+            values = _maybe_numeric(col, values, rules.numeric_text_threshold, report)
+        frame[col] = values
+
+    skip_cast = {data.target, *data.id_columns}
+    for col in frame.columns:
+        s = frame[col]
+        if col not in skip_cast and (
+            pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s)
+        ):
+            # one numeric type for every feature: missing values fit, schemas stay simple
+            frame[col] = s.astype("float64")
+
+    if data.time_column and data.time_column in frame.columns:
+        parsed = pd.to_datetime(frame[data.time_column], errors="coerce")
+        report.time_column_unparsed = int(
+            parsed.isna().sum() - frame[data.time_column].isna().sum()
+        )
+        frame[data.time_column] = parsed
+
+    if rules.drop_empty_columns:
+        for col in frame.columns[frame.isna().all()]:
+            if col != data.target:
+                report.dropped_columns[col] = "every value is missing"
+                frame = frame.drop(columns=col)
+
+    if rules.drop_duplicates:
+        before = len(frame)
+        frame = frame.drop_duplicates(ignore_index=True)
+        report.duplicates_dropped = before - len(frame)
+
+    report.rows_written = len(frame)
+    return frame.reset_index(drop=True), report
+
+
+def _maybe_numeric(
+    col: str, values: pd.Series, threshold: float, report: IngestReport
+) -> pd.Series:
+    present = values.notna()
+    n_present = int(present.sum())
+    if n_present == 0:
+        return values
+    numbers = pd.to_numeric(values, errors="coerce")
+    parsed = numbers.notna() & present
+    if parsed.sum() / n_present < threshold:
+        return values.astype("object")
+    bad = present & ~parsed
+    report.numeric_from_text[col] = {
+        "unparsed": int(bad.sum()),
+        "examples": sorted({str(v) for v in values[bad].head(50)})[:3],
+    }
+    return numbers.astype("float64")
+
+
+def run(data: DataParams, paths: Paths) -> IngestReport:
+    """Read the source, clean it, write ``data/raw/data.parquet`` and the report."""
+    frame = read_source(data.source)
+    if frame.empty:
+        raise IngestError("data.source: the source returned no rows")
+    cleaned, report = clean(frame, data)
+    write_parquet(paths.raw, cleaned)
+    write_json(paths.report("ingest.json"), report.__dict__)
+    return report

@@ -1,0 +1,161 @@
+"""Stage `register`: a gate, then the MLflow Model Registry.
+
+A model that misses the success criteria (``register.criteria`` for its task) is not
+registered: the reasons are printed and written to ``reports/register.json``, and the
+stage still succeeds so ``dvc repro`` completes. A model that meets them becomes a new
+registered version; it takes the ``champion`` alias when there is none, or when it beats
+the current champion on the *same* test data (the champion is re-scored, not trusted from
+its old metrics). Otherwise it is the ``challenger``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from cycleml.config import Bound, Params
+from cycleml.io import read_json, write_json
+from cycleml.metrics import better
+from cycleml.paths import Paths
+from cycleml.schema import Schema
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["CHAMPION", "CHALLENGER", "Decision", "check_criteria", "run"]
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass
+class Decision:
+    model_name: str
+    registered: bool
+    primary_metric: str
+    candidate: float
+    version: str | None = None
+    alias: str | None = None
+    champion_version: str | None = None
+    champion_score: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def check_criteria(metrics: dict[str, float], criteria: dict[str, Bound]) -> list[str]:
+    """Every unmet criterion, in words; empty when the model passes the gate."""
+    failures = []
+    for metric, bound in criteria.items():
+        value = metrics.get(metric)
+        if value is None:
+            failures.append(f"{metric}: not computed for this model")
+            continue
+        if bound.min is not None and not value >= bound.min:
+            failures.append(f"{metric} = {value:.4f} is below the minimum {bound.min:g}")
+        if bound.max is not None and not value <= bound.max:
+            failures.append(f"{metric} = {value:.4f} is above the maximum {bound.max:g}")
+    return failures
+
+
+def _current_champion(client: MlflowClient, name: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _rescore_champion(
+    version: Any, schema: Schema, test: pd.DataFrame, metric: str, threshold: float
+) -> tuple[float | None, str]:
+    """The champion's ``metric`` on today's test data, or None with the reason it can't."""
+    import mlflow
+    import mlflow.sklearn
+
+    from cycleml.stages.evaluate import evaluate
+
+    try:
+        old_schema = Schema.model_validate(
+            mlflow.artifacts.load_dict(f"runs:/{version.run_id}/schema.json")
+        )
+    except Exception as err:  # noqa: BLE001 - any failure means "not comparable"
+        return None, f"champion v{version.version} has no readable schema ({type(err).__name__})"
+    if (old_schema.task, old_schema.target, old_schema.classes) != (
+        schema.task,
+        schema.target,
+        schema.classes,
+    ):
+        return None, f"champion v{version.version} was trained for a different problem"
+    missing = [c for c in old_schema.features if c not in test.columns]
+    if missing:
+        return None, f"champion v{version.version} needs columns the data lacks: {missing}"
+    model = mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
+    metrics, _ = evaluate(model, old_schema, test, threshold)
+    return metrics[metric], f"champion v{version.version} re-scored on the same test data"
+
+
+def run(params: Params, paths: Paths) -> Decision:
+    import mlflow
+
+    from cycleml.tracking import configure, lineage_tags
+
+    schema = Schema.model_validate(read_json(paths.schema))
+    metrics: dict[str, float] = read_json(paths.metrics("evaluate"))
+    trained = read_json(paths.train_run)
+    cfg = params.register_
+    metric = cfg.primary_metric[schema.task]
+    decision = Decision(
+        model_name=cfg.model_name,
+        registered=False,
+        primary_metric=metric,
+        candidate=metrics[metric],
+        reasons=check_criteria(metrics, cfg.criteria.get(schema.task, {})),
+    )
+    if decision.reasons:
+        write_json(paths.report("register.json"), asdict(decision))
+        return decision
+
+    client = configure(params.tracking, paths)
+    tags = {
+        **lineage_tags(params, paths),
+        **{f"test_{k}": f"{v:.6g}" for k, v in metrics.items()},
+        "cycleml.gate": "passed",
+        "cycleml.task": schema.task,
+    }
+    version = mlflow.register_model(trained["model_uri"], cfg.model_name, tags=tags)
+    decision.registered, decision.version = True, str(version.version)
+
+    champion = _current_champion(client, cfg.model_name)
+    if champion is None:
+        decision.alias = CHAMPION
+        decision.reasons.append("no champion yet")
+    else:
+        test = pd.read_parquet(paths.split("test"))
+        old_score, why = _rescore_champion(
+            champion, schema, test, metric, params.evaluate.threshold
+        )
+        decision.champion_version, decision.champion_score = str(champion.version), old_score
+        decision.reasons.append(why)
+        if old_score is None or better(metric, decision.candidate, old_score):
+            decision.alias = CHAMPION
+            if old_score is not None:
+                decision.reasons.append(
+                    f"{metric} {decision.candidate:.4f} beats the champion's {old_score:.4f}"
+                )
+        else:
+            decision.alias = CHALLENGER
+            decision.reasons.append(
+                f"{metric} {decision.candidate:.4f} does not beat the champion's {old_score:.4f}"
+            )
+
+    client.set_registered_model_alias(cfg.model_name, decision.alias, decision.version)
+    client.set_model_version_tag(
+        cfg.model_name, decision.version, "cycleml.decision", decision.alias
+    )
+    client.set_model_version_tag(
+        cfg.model_name, decision.version, "cycleml.reasons", "; ".join(decision.reasons)
+    )
+    write_json(paths.report("register.json"), asdict(decision))
+    return decision

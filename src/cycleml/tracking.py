@@ -1,0 +1,102 @@
+"""MLflow set-up and lineage: which code, data and params made a run.
+
+The tracking URI comes from ``MLFLOW_TRACKING_URI`` when set (team mode: a server or a
+PostgreSQL URL), else from ``tracking.tracking_uri`` in params.yaml (``sqlite:///mlflow.db``,
+resolved against the project root so every stage and ``mlflow ui`` see one store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from cycleml.config import Params, TrackingParams, params_hash
+from cycleml.paths import Paths
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["configure", "file_md5", "lineage_tags", "tracking_uri"]
+
+# Tools run offline: no telemetry calls from inside the pipeline.
+_QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def tracking_uri(tracking: TrackingParams, paths: Paths) -> str:
+    """The effective tracking URI (environment first); relative SQLite paths made absolute."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(paths.root / uri.removeprefix(prefix))
+    return uri
+
+
+def configure(tracking: TrackingParams, paths: Paths) -> MlflowClient:
+    """Point MLflow at the store and experiment; artifacts go under ``mlruns/`` by default."""
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    import mlflow
+
+    uri = tracking_uri(tracking, paths)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient(uri)
+    if client.get_experiment_by_name(tracking.experiment) is None:
+        location = paths.mlruns.as_uri() if uri.startswith("sqlite:") else None
+        client.create_experiment(tracking.experiment, artifact_location=location)
+    mlflow.set_experiment(tracking.experiment)
+    return client
+
+
+def file_md5(path: Path) -> str:
+    """The md5 of a file's bytes: DVC 3's hash for a file, so tags match ``dvc.lock``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _raw_data_lineage(paths: Paths) -> dict[str, str]:
+    """The data source's version as DVC recorded it, when ``dvc.lock`` has the ingest stage."""
+    try:
+        lock = yaml.safe_load(paths.dvc_lock.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    tags = {}
+    for out in lock.get("stages", {}).get("ingest", {}).get("outs", []):
+        if "md5" in out:
+            tags[f"cycleml.data.{Path(out['path']).stem}.dvc_md5"] = str(out["md5"])
+    return tags
+
+
+def lineage_tags(params: Params, paths: Paths) -> dict[str, str]:
+    """Tags for a run or a model version: git commit, data hashes, params hash."""
+    tags: dict[str, str] = {"cycleml.params_hash": params_hash(params)}
+    commit = _git(paths.root, "rev-parse", "HEAD")
+    if commit:
+        tags["cycleml.git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
+        dirty = _git(paths.root, "status", "--porcelain", "--untracked-files=no")
+        tags["cycleml.git_dirty"] = str(bool(dirty))
+    for part in ("train", "valid", "test"):
+        file = paths.split(part)
+        if file.exists():
+            tags[f"cycleml.data.{part}.md5"] = file_md5(file)
+            tags[f"cycleml.data.{part}.path"] = str(file.relative_to(paths.root))
+    tags.update(_raw_data_lineage(paths))
+    return tags
