@@ -48,7 +48,7 @@ check: install ## lint and type-check (ruff, mypy)
 	$(BIN)/mypy
 
 ui: install ## MLflow UI on http://$(HOST):$(UI_PORT): runs, models, the registry
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(UI_PORT)
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(UI_PORT) --workers 2
 
 lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml's ranges
 	$(BIN)/python -m pip install --quiet "uv>=0.4"

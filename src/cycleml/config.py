@@ -69,6 +69,7 @@ class SqlSource(_Strict):
 
 
 Source = Annotated[DemoSource | FileSource | SqlSource, Field(discriminator="kind")]
+_KINDS = frozenset({"demo", "file", "sql"})
 
 
 class CleanRules(_Strict):
@@ -241,7 +242,10 @@ class Params(_Strict):
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = [f"{source}: {err.error_count()} problem(s)"]
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        loc = [str(p) for p in e["loc"] if not str(p).startswith("function-")]
+        # a discriminated union adds its tag to the path (data.source.demo.rows): drop it
+        loc = [p for i, p in enumerate(loc) if not (i and loc[i - 1] == "source" and p in _KINDS)]
+        key = ".".join(loc)
         key = key.replace("validate_", "validate").replace("register_", "register")
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":

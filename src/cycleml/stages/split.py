@@ -33,7 +33,6 @@ def _strata(frame: pd.DataFrame, schema: Schema) -> pd.Series:
 def split(frame: pd.DataFrame, schema: Schema, params: SplitParams) -> dict[str, pd.DataFrame]:
     """Partition ``frame``; rows without a target are dropped first."""
     frame = frame[frame[schema.target].notna()].reset_index(drop=True)
-    holdout = params.valid + params.test
     if params.strategy == "time":
         assert schema.time_column is not None  # enforced by Params
         frame = frame[frame[schema.time_column].notna()]
@@ -42,16 +41,19 @@ def split(frame: pd.DataFrame, schema: Schema, params: SplitParams) -> dict[str,
         cut1, cut2 = round(n * params.train), round(n * (params.train + params.valid))
         return {"train": frame[:cut1], "valid": frame[cut1:cut2], "test": frame[cut2:]}
 
+    # whole row counts, so 0.7/0.2/0.1 of 1000 rows is exactly 700/200/100
+    n_test = round(len(frame) * params.test)
+    n_holdout = n_test + round(len(frame) * params.valid)
     stratify = params.strategy == "stratified"
     train, rest = train_test_split(
         frame,
-        test_size=holdout,
+        test_size=n_holdout,
         random_state=params.seed,
         stratify=_strata(frame, schema) if stratify else None,
     )
     valid, test = train_test_split(
         rest,
-        test_size=params.test / holdout,
+        test_size=n_test,
         random_state=params.seed,
         stratify=_strata(rest, schema) if stratify else None,
     )

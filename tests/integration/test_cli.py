@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import repo_params
+
+pytestmark = pytest.mark.integration
+CYCLEML = Path(sys.executable).parent / "cycleml"
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(CYCLEML), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_help_lists_every_stage(tmp_path: Path) -> None:
+    result = run("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for stage in ("ingest", "validate", "split", "train", "evaluate", "register"):
+        assert stage in result.stdout
+
+
+def test_bad_params_exit_2_naming_the_key(tmp_path: Path) -> None:
+    raw = repo_params()
+    raw["split"]["seeed"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = run("ingest", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "split.seeed: unknown key" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_validation_failure_exits_1_and_keeps_previous_outputs(tmp_path: Path) -> None:
+    raw = repo_params()
+    raw["data"]["source"]["rows"] = 300
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert run("ingest", cwd=tmp_path).returncode == 0
+    assert run("validate", cwd=tmp_path).returncode == 0
+    schema = (tmp_path / "data/interim/schema.json").read_text()
+
+    raw["data"]["target"] = "churned"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = run("validate", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "data.target" in result.stderr and "'churned'" in result.stderr
+    assert (tmp_path / "data/interim/schema.json").read_text() == schema
+
+
+def test_make_ui_serves_the_registry_over_http(tmp_path: Path) -> None:
+    """The same command `make ui` runs, against a store holding a registered champion."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    raw = repo_params()
+    raw["data"]["source"]["rows"] = 800
+    raw["train"]["xgboost"]["n_estimators"] = 30
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    for stage in ("ingest", "validate", "split", "train", "evaluate", "register"):
+        assert run(stage, cwd=tmp_path).returncode == 0, stage
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen(
+        [
+            str(mlflow),
+            "ui",
+            "--backend-store-uri",
+            "sqlite:///mlflow.db",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/registered-models/alias?name=cycleml-churn&alias=champion"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    body = json.load(response)
+                break
+            except OSError:
+                assert server.poll() is None, "mlflow ui exited"
+                assert time.monotonic() < deadline, "mlflow ui did not answer in 90 s"
+                time.sleep(0.5)
+    finally:
+        import os
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    version = body["model_version"]
+    assert version["aliases"] == ["champion"]
+    tags = {t["key"]: t["value"] for t in version["tags"]}
+    assert tags["cycleml.decision"] == "champion" and "cycleml.data.train.md5" in tags

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cycleml.config import DataParams
+from cycleml.stages.ingest import IngestError, clean, read_source
+
+pytestmark = pytest.mark.unit
+
+
+def data_params(**overrides: Any) -> DataParams:
+    base: dict[str, Any] = {"source": {"kind": "demo"}, "target": "y", "id_columns": ["id"]}
+    return DataParams.model_validate(base | overrides)
+
+
+def messy() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            " id ": ["001", "002", "003", "004", "004"],
+            "charges": ["10.5", " ", "7", "x1", "x1"],
+            "plan": [" basic", "pro ", "?", "pro", "pro"],
+            "count": [1, 2, 3, 4, 4],
+            "empty": [None, None, None, None, None],
+            "y": ["Yes", "No", "No", "Yes", "Yes"],
+        }
+    )
+
+
+def test_clean_applies_each_rule_and_reports_it() -> None:
+    frame, report = clean(messy(), data_params(clean={"numeric_text_threshold": 0.5}))
+    assert list(frame.columns) == ["id", "charges", "plan", "count", "y"]
+    # ids stay text (leading zeros kept), duplicates gone
+    assert frame["id"].tolist() == ["001", "002", "003", "004"]
+    assert report.duplicates_dropped == 1
+    # numbers stored as text with blanks: blank -> missing, unparsable -> missing, reported
+    assert frame["charges"].dtype == "float64"
+    assert frame["charges"].iloc[0] == 10.5 and np.isnan(frame["charges"].iloc[1])
+    assert report.numeric_from_text["charges"] == {"unparsed": 2, "examples": ["x1"]}
+    # whitespace stripped, '?' is a missing marker
+    assert frame["plan"].tolist()[:2] == ["basic", "pro"] and pd.isna(frame["plan"].iloc[2])
+    assert report.na_markers == {"charges": 1, "plan": 1}
+    # integers become float (one numeric type), the target is left as it is
+    assert frame["count"].dtype == "float64"
+    assert frame["y"].tolist() == ["Yes", "No", "No", "Yes"]
+    assert report.dropped_columns == {"empty": "every value is missing"}
+    assert any("duplicate" in line for line in report.lines())
+
+
+def test_mostly_text_column_stays_categorical() -> None:
+    frame, report = clean(messy(), data_params())  # threshold 0.95: 2 of 4 are not numbers
+    assert frame["charges"].dtype == object
+    assert "charges" not in report.numeric_from_text
+
+
+def test_rules_can_be_switched_off() -> None:
+    frame, report = clean(
+        messy(),
+        data_params(clean={"drop_duplicates": False, "na_values": [], "drop_empty_columns": False}),
+    )
+    assert len(frame) == 5 and report.duplicates_dropped == 0
+    assert "empty" in frame.columns
+    assert frame["plan"].iloc[2] == "?"
+
+
+def test_unknown_drop_column_is_named() -> None:
+    with pytest.raises(IngestError, match=r"data.drop_columns: \['nope'\]"):
+        clean(messy(), data_params(drop_columns=["nope"]))
+
+
+def test_csv_delimiter_is_sniffed_and_markers_are_ours(tmp_path: Path) -> None:
+    path = tmp_path / "wine.csv"
+    path.write_text('"fixed acidity";"quality"\n7.4;5\n?;6\nNA;5\n')
+    source = data_params(source={"kind": "file", "path": str(path)}).source
+    raw = read_source(source)
+    assert list(raw.columns) == ["fixed acidity", "quality"]
+    frame, _ = clean(raw, data_params(target="quality", id_columns=[]))
+    assert frame["fixed acidity"].isna().sum() == 2
+
+
+def test_headerless_csv_takes_column_names(tmp_path: Path) -> None:
+    path = tmp_path / "adult.data"
+    path.write_text("39, State-gov, <=50K\n50, ?, >50K\n")
+    source = data_params(
+        source={"kind": "file", "path": str(path), "header": False, "columns": ["age", "wc", "y"]}
+    ).source
+    frame, report = clean(read_source(source), data_params(id_columns=[]))
+    assert frame["wc"].tolist()[0] == "State-gov" and pd.isna(frame["wc"].iloc[1])
+    assert frame["y"].tolist() == ["<=50K", ">50K"]
+
+
+def test_parquet_and_sql_sources(tmp_path: Path) -> None:
+    table = pd.DataFrame({"a": [1.0, 2.0], "y": ["p", "q"]})
+    table.to_parquet(tmp_path / "t.parquet")
+    source = data_params(source={"kind": "file", "path": str(tmp_path / "t.parquet")}).source
+    pd.testing.assert_frame_equal(read_source(source), table)
+
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        table.to_sql("customers", conn, index=False)
+    source = data_params(
+        source={"kind": "sql", "url": f"sqlite:///{db}", "query": "SELECT * FROM customers"}
+    ).source
+    pd.testing.assert_frame_equal(read_source(source), table)
+
+
+def test_unreadable_sources_say_what_to_fix(tmp_path: Path) -> None:
+    missing = data_params(source={"kind": "file", "path": str(tmp_path / "no.csv")}).source
+    with pytest.raises(IngestError, match="file not found"):
+        read_source(missing)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("name,y\nJos\xe9,1\n".encode("latin-1"))
+    source = data_params(source={"kind": "file", "path": str(latin)}).source
+    with pytest.raises(IngestError, match="encoding"):
+        read_source(source)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(IngestError, match="empty"):
+        read_source(data_params(source={"kind": "file", "path": str(empty)}).source)
