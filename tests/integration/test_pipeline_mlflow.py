@@ -121,3 +121,13 @@ def test_regression_from_a_messy_csv(project: Project, tmp_path: Path) -> None:
     assert metrics["r2"] > 0.8
     assert decision.registered and decision.alias == "champion"
     assert project.paths.plot("evaluate/residuals.csv").exists()
+
+
+def test_rerunning_register_does_not_register_the_same_model_twice(project: Project) -> None:
+    params = project.write_params(small_params())
+    project.run_stages(params)
+    again = project.run_stages(params, "register")["register"]
+    assert again.version == "1" and again.alias == "champion"
+    assert "already the champion" in again.reasons[-1]
+    versions = client_for(project).search_model_versions("name = 'cycleml-churn'")
+    assert len(versions) == 1

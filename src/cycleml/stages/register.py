@@ -67,6 +67,13 @@ def _current_champion(client: MlflowClient, name: str) -> Any | None:
         return None
 
 
+def _existing_version(client: MlflowClient, name: str, run_id: str) -> Any | None:
+    """The version already registered from this training run (a re-run of register after
+    a gate change must not register the same model twice)."""
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return found[0] if found else None
+
+
 def _rescore_champion(
     version: Any, schema: Schema, test: pd.DataFrame, metric: str, threshold: float
 ) -> tuple[float | None, str]:
@@ -124,11 +131,16 @@ def run(params: Params, paths: Paths) -> Decision:
         "cycleml.gate": "passed",
         "cycleml.task": schema.task,
     }
-    version = mlflow.register_model(trained["model_uri"], cfg.model_name, tags=tags)
+    version = _existing_version(client, cfg.model_name, trained["run_id"])
+    if version is None:
+        version = mlflow.register_model(trained["model_uri"], cfg.model_name, tags=tags)
     decision.registered, decision.version = True, str(version.version)
 
     champion = _current_champion(client, cfg.model_name)
-    if champion is None:
+    if champion is not None and str(champion.version) == decision.version:
+        decision.alias = CHAMPION
+        decision.reasons.append(f"v{decision.version} is already the champion")
+    elif champion is None:
         decision.alias = CHAMPION
         decision.reasons.append("no champion yet")
     else:

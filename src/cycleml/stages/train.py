@@ -125,8 +125,11 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     valid = pd.read_parquet(paths.split("valid"))
     pipeline, curves = fit_pipeline(schema, params.train, train, valid)
 
-    example = schema.feature_frame(train).head(5)
-    signature = infer_signature(example, predict_scores(pipeline, schema, example))
+    # the signature is inferred from many rows, so a column that happens to be missing in
+    # the first few still gets its real type; the example stays small
+    sample = schema.feature_frame(train).head(2000)
+    signature = infer_signature(sample, predict_scores(pipeline, schema, sample))
+    example = sample.head(5)
 
     configure(params.tracking, paths)
     tags = lineage_tags(params, paths)
