@@ -84,39 +84,58 @@ def flat_params(params: Params) -> dict[str, Any]:
     return out
 
 
-def _save_model_dir(
-    pipeline: Pipeline, target: Path, signature: Any, example: Any, schema: Schema
-) -> list[str]:
+def _model_kwargs(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) -> dict[str, Any]:
+    """How the pipeline is saved: skops (never pickle), pinned requirements, signature.
+
+    The signature is inferred from many rows, so a column that happens to be missing in the
+    first few still gets its real type; the input example stays small.
+    """
+    from mlflow.models import infer_signature
+
+    return {
+        "serialization_format": "skops",
+        "skops_trusted_types": trusted_types(pipeline),
+        "pip_requirements": model_requirements(),
+        "signature": infer_signature(sample, predict_scores(pipeline, schema, sample)),
+        "input_example": sample.head(5),
+        "pyfunc_predict_fn": "predict_proba" if schema.task == "classification" else "predict",
+    }
+
+
+def _save_model_dir(pipeline: Pipeline, target: Path, kwargs: dict[str, Any]) -> None:
     """Save the MLflow model directory atomically (temp dir, then swap)."""
     import mlflow.sklearn
 
-    types = trusted_types(pipeline)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=target.parent))
     staged = tmp / "model"
-    mlflow.sklearn.save_model(
-        pipeline,
-        staged,
-        serialization_format="skops",
-        skops_trusted_types=types,
-        pip_requirements=model_requirements(),
-        signature=signature,
-        input_example=example,
-        pyfunc_predict_fn="predict_proba" if schema.task == "classification" else "predict",
-    )
+    mlflow.sklearn.save_model(pipeline, staged, **kwargs)
     old = target.with_name(f".{target.name}.old")
     if target.exists():
         os.replace(target, old)
     os.replace(staged, target)
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
-    return types
+
+
+def _log_curves(run_id: str, curves: dict[str, list[float]]) -> None:
+    """Learning curves as step-indexed metrics, in one batch per curve."""
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client = MlflowClient()
+    for name, values in curves.items():
+        metrics = [Metric(f"learning_curve_{name}", v, now, i) for i, v in enumerate(values)]
+        for start in range(0, len(metrics), 1000):  # MLflow's batch limit
+            client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
     """Fit on train (early stopping on valid), log everything to MLflow, save the model."""
     import mlflow
-    from mlflow.models import infer_signature
 
     from cycleml.tracking import configure, lineage_tags
 
@@ -125,11 +144,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     valid = pd.read_parquet(paths.split("valid"))
     pipeline, curves = fit_pipeline(schema, params.train, train, valid)
 
-    # the signature is inferred from many rows, so a column that happens to be missing in
-    # the first few still gets its real type; the example stays small
-    sample = schema.feature_frame(train).head(2000)
-    signature = infer_signature(sample, predict_scores(pipeline, schema, sample))
-    example = sample.head(5)
+    model_kwargs = _model_kwargs(pipeline, schema, schema.feature_frame(train).head(2000))
 
     configure(params.tracking, paths)
     tags = lineage_tags(params, paths)
@@ -143,21 +158,10 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     with mlflow.start_run(run_name="train", tags=tags) as active:
         mlflow.log_params(flat_params(params))
         mlflow.log_metrics(fit_metrics)
-        for name, values in curves.items():
-            for step, value in enumerate(values):
-                mlflow.log_metric(f"learning_curve_{name}", value, step=step)
         mlflow.log_dict(schema.model_dump(), "schema.json")
-        types = _save_model_dir(pipeline, paths.model_dir, signature, example, schema)
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            serialization_format="skops",
-            skops_trusted_types=types,
-            pip_requirements=model_requirements(),
-            signature=signature,
-            input_example=example,
-            pyfunc_predict_fn="predict_proba" if schema.task == "classification" else "predict",
-        )
+        _log_curves(active.info.run_id, curves)
+        _save_model_dir(pipeline, paths.model_dir, model_kwargs)
+        info = mlflow.sklearn.log_model(pipeline, name="model", **model_kwargs)
         run_id = active.info.run_id
 
     curve_frame = pd.DataFrame(
