@@ -61,7 +61,7 @@ class Project:
 
     def run_stages(self, params: Params, *names: str) -> dict[str, Any]:
         """Run stages in-process, in pipeline order; return each stage's result."""
-        from cycleml.stages import evaluate, ingest, register, split, train, validate
+        from cycleml.stages import evaluate, frame, ingest, register, split, train, validate
 
         steps = {
             "ingest": lambda: ingest.run(params.data, self.paths),
@@ -69,6 +69,7 @@ class Project:
                 params.data, params.task, params.validate_, self.paths
             ),
             "split": lambda: split.run(params.split, self.paths),
+            "frame": lambda: frame.run(params.frame, params.goals, self.paths),
             "train": lambda: train.run(params, self.paths),
             "evaluate": lambda: evaluate.run(params, self.paths),
             "register": lambda: register.run(params, self.paths),

@@ -40,6 +40,7 @@ ParamsOption = Annotated[
 @contextmanager
 def _stage(name: str, params_file: Path) -> Iterator[tuple[Params, Paths]]:
     """Load params and paths, show a spinner, turn known errors into clear exits."""
+    from cycleml.baselines import RuleError
     from cycleml.config import ConfigError, load_params
     from cycleml.stages.ingest import IngestError
     from cycleml.stages.validate import ValidationFailed
@@ -51,7 +52,7 @@ def _stage(name: str, params_file: Path) -> Iterator[tuple[Params, Paths]]:
     except ConfigError as err:
         err_console.print(f"[red]✗ {name}: invalid params[/]\n{err}")
         raise typer.Exit(2) from None
-    except (IngestError, ValidationFailed) as err:
+    except (IngestError, ValidationFailed, RuleError) as err:
         err_console.print(f"[red]✗ {name} failed:[/] {err}")
         raise typer.Exit(1) from None
 
@@ -63,7 +64,7 @@ def _show(title: str, lines: list[str]) -> None:
 
 
 def _metric_lines(metrics: dict[str, Any]) -> list[str]:
-    return [f"{k:<10} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)]
+    return [f"{k:<20} {v:,.4f}" for k, v in metrics.items() if isinstance(v, float)]
 
 
 @app.command()
@@ -101,6 +102,16 @@ def split(params: ParamsOption = Path("params.yaml")) -> None:
 
 
 @app.command()
+def frame(params: ParamsOption = Path("params.yaml")) -> None:
+    """Frame the problem: task, balance, and the baselines (dummy, rules) a model must beat."""
+    from cycleml.stages import frame as stage
+
+    with _stage("frame", params) as (p, paths):
+        framing = stage.run(p.frame, p.goals, paths)
+    _show("frame", stage.describe(framing))
+
+
+@app.command()
 def train(params: ParamsOption = Path("params.yaml")) -> None:
     """Fit the pipeline (preprocessing + XGBoost), log the run and model to MLflow."""
     from cycleml.stages import train as stage
@@ -123,8 +134,17 @@ def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
     from cycleml.stages import evaluate as stage
 
     with _stage("evaluate", params) as (p, paths):
-        metrics = stage.run(p, paths)
-    _show("evaluate (test set)", _metric_lines(metrics))
+        result = stage.run(p, paths)
+    baselines = result["baselines"]
+    _show(
+        "evaluate (test set)",
+        [
+            *_metric_lines(result["metrics"]),
+            f"baselines ({baselines['kpi']}): "
+            + ", ".join(f"{k} {v:,.2f}" for k, v in baselines["test"].items()),
+            baselines["verdict"],
+        ],
+    )
 
 
 @app.command()

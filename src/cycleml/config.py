@@ -25,7 +25,10 @@ __all__ = [
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape"})
+# business KPIs from the goals block (binary classification / regression)
+CLASSIFICATION_KPIS = ("profit", "profit_uplift")
+REGRESSION_KPIS = ("error_cost", "within_band")
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "error_cost"})
 
 
 class ConfigError(ValueError):
@@ -98,6 +101,61 @@ class DataParams(_Strict):
     clean: CleanRules = CleanRules()
 
 
+# --- goals -----------------------------------------------------------------------------
+
+
+class CampaignGoals(_Strict):
+    """Binary classification as a decision: act on a positive prediction (a retention offer).
+
+    Acting costs ``offer_cost`` per contacted row; acting on a true positive succeeds with
+    probability ``acceptance_rate`` and is then worth ``value_if_retained``. Profit is
+    measured against doing nothing, so "contact nobody" earns 0.
+    """
+
+    value_if_retained: float = Field(500.0, ge=0, description="value of a retained customer")
+    offer_cost: float = Field(50.0, ge=0, description="cost of one retention offer")
+    acceptance_rate: float = Field(0.3, ge=0, le=1, description="share of churners it retains")
+
+
+class ErrorGoals(_Strict):
+    """Regression as a cost: each unit of absolute error costs money; a band is acceptable."""
+
+    cost_per_unit_error: float = Field(1.0, ge=0)
+    error_band: float | None = Field(
+        None, gt=0, description="an absolute error within this band is acceptable"
+    )
+
+
+class GoalsParams(_Strict):
+    """The business goal: how predictions turn into money (see README 'Goals')."""
+
+    classification: CampaignGoals = CampaignGoals()
+    regression: ErrorGoals = ErrorGoals()
+
+
+# --- frame -----------------------------------------------------------------------------
+
+
+class Rule(_Strict):
+    """A baseline without ML: a pandas expression over the columns.
+
+    Classification: a boolean expression, true = predict the positive class
+    (``contract == 'Month-to-month'``). Regression: an expression giving the prediction.
+    """
+
+    name: str = Field(min_length=1)
+    expression: str = Field(min_length=1)
+
+
+class FrameParams(_Strict):
+    rules: list[Rule] = []
+    auto_rule: bool = Field(
+        True, description="also search the best one-feature rule on the training data"
+    )
+    min_rows_per_feature: float = Field(10.0, gt=0)
+    min_minority_rows: int = Field(50, ge=1)
+
+
 # --- split -----------------------------------------------------------------------------
 
 
@@ -138,6 +196,22 @@ class ValidateParams(_Strict):
         description="a text column with this share of distinct values is an identifier, "
         "not a feature, and is left out",
     )
+    contract: str | None = Field(
+        "auto",
+        description="data contract file: auto = contracts/<source>.yaml, inferred on the "
+        "first run and enforced after; a path; or null for none",
+    )
+    range_tolerance: float = Field(0.1, ge=0, description="for inferred contract ranges")
+    pii_columns: list[str] = Field([], description="columns known to hold personal data")
+    detect_pii: bool = Field(True, description="also find PII by column name and values")
+    max_leakage_score: float = Field(
+        0.98,
+        gt=0.5,
+        le=1,
+        description="a feature that alone predicts the target this well (AUC, accuracy or "
+        "R²) is leakage and is left out",
+    )
+    outlier_iqr: float = Field(3.0, gt=0, description="outlier = beyond this many IQRs")
 
 
 # --- train -----------------------------------------------------------------------------
@@ -175,7 +249,17 @@ class TrainParams(_Strict):
 
 
 class EvaluateParams(_Strict):
-    threshold: float = Field(0.5, gt=0, lt=1, description="decision threshold (binary)")
+    threshold: float | Literal["auto"] = Field(
+        "auto",
+        description="decision threshold (binary): a number, or auto = the one that maximises "
+        "the business KPI on the validation data",
+    )
+
+    @model_validator(mode="after")
+    def _threshold_in_range(self) -> EvaluateParams:
+        if self.threshold != "auto" and not 0 < float(self.threshold) < 1:
+            raise ValueError(f"threshold must be 'auto' or between 0 and 1, got {self.threshold}")
+        return self
 
 
 class Bound(_Strict):
@@ -190,10 +274,19 @@ class RegisterParams(_Strict):
         "regression": "rmse",
     }
     criteria: dict[Literal["classification", "regression"], dict[str, Bound]] = {}
+    beat_baseline_by: float | None = Field(
+        0.05,
+        ge=0,
+        description="the model's KPI must beat the best baseline's by this share of its "
+        "magnitude; null switches the baseline gate off",
+    )
 
     @model_validator(mode="after")
     def _known_metrics(self) -> RegisterParams:
-        known = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}
+        known = {
+            "classification": CLASSIFICATION_METRICS + CLASSIFICATION_KPIS,
+            "regression": REGRESSION_METRICS + REGRESSION_KPIS,
+        }
         for task, metric in self.primary_metric.items():
             if metric not in known[task]:
                 raise ValueError(
@@ -223,6 +316,8 @@ class TrackingParams(_Strict):
 class Params(_Strict):
     data: DataParams
     task: Literal["auto", "classification", "regression"] = "auto"
+    goals: GoalsParams = GoalsParams()
+    frame: FrameParams = FrameParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     split: SplitParams = SplitParams()
     train: TrainParams = TrainParams()

@@ -47,6 +47,10 @@ class Paths:
         return self.root / "models" / "model"
 
     @property
+    def baselines(self) -> Path:
+        return self.root / "models" / "baselines.json"
+
+    @property
     def train_run(self) -> Path:
         return self.root / "models" / "train_run.json"
 

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 __all__ = ["configure", "file_md5", "lineage_tags", "tracking_uri"]
 
 # Tools run offline: no telemetry calls from inside the pipeline.
-_QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+_QUIET_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
 
 def tracking_uri(tracking: TrackingParams, paths: Paths) -> str:

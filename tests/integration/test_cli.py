@@ -61,7 +61,7 @@ def test_make_ui_serves_the_registry_over_http(tmp_path: Path) -> None:
     raw["data"]["source"]["rows"] = 800
     raw["train"]["xgboost"]["n_estimators"] = 30
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    for stage in ("ingest", "validate", "split", "train", "evaluate", "register"):
+    for stage in ("ingest", "validate", "split", "frame", "train", "evaluate", "register"):
         assert run(stage, cwd=tmp_path).returncode == 0, stage
 
     with socket.socket() as s:

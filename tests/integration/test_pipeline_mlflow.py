@@ -26,15 +26,9 @@ def test_first_model_becomes_champion_with_lineage(project: Project) -> None:
     results = project.run_stages(params)
 
     metrics = read_json(project.paths.metrics("evaluate"))
-    assert set(metrics) == {
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "roc_auc",
-        "pr_auc",
-        "log_loss",
-    }
+    promised = {"accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"}
+    kpis = {"profit", "profit_contact_all", "profit_contact_none", "profit_uplift"}
+    assert set(metrics) == promised | kpis | {"decision_threshold"}
     assert metrics["roc_auc"] > 0.7
     decision = results["register"]
     assert decision.registered and decision.alias == "champion" and decision.version == "1"
@@ -69,6 +63,7 @@ def test_first_model_becomes_champion_with_lineage(project: Project) -> None:
 def test_weaker_model_becomes_challenger_and_champion_stays(project: Project) -> None:
     project.run_stages(project.write_params(small_params()))
     weak = small_params(train__xgboost={"n_estimators": 1, "max_depth": 1})
+    weak["register"]["beat_baseline_by"] = None  # this test is about the champion gate
     decision = project.run_stages(project.write_params(weak), "train", "evaluate", "register")[
         "register"
     ]
@@ -117,7 +112,7 @@ def test_regression_from_a_messy_csv(project: Project, tmp_path: Path) -> None:
     schema = read_json(project.paths.schema)
     assert schema["task"] == "regression" and "size m2" in schema["numeric"]
     metrics = read_json(project.paths.metrics("evaluate"))
-    assert set(metrics) == {"rmse", "mae", "r2", "mape"}
+    assert set(metrics) == {"rmse", "mae", "r2", "mape", "error_cost"}
     assert metrics["r2"] > 0.8
     assert decision.registered and decision.alias == "champion"
     assert project.paths.plot("evaluate/residuals.csv").exists()

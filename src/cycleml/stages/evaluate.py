@@ -1,10 +1,19 @@
-"""Stage `evaluate`: test-set metrics and plot data for the trained model.
+"""Stage `evaluate`: test-set metrics, the business KPI, and the baselines beside the model.
 
-Outputs: ``metrics/evaluate.json`` (a DVC metric; names are a promise to users:
-classification ``accuracy precision recall f1 roc_auc pr_auc log_loss``, regression
-``rmse mae r2 mape``), and for ``dvc plots``: ``plots/confusion.csv`` and
-``plots/roc.csv`` (classification) or ``plots/residuals.csv`` (regression). Test metrics
-are also logged to the training run in MLflow as ``test_<name>``.
+For a binary problem the decision threshold is chosen on the validation data to maximise
+the KPI (``evaluate.threshold: auto``) or taken from params; it is reported as
+``decision_threshold``. Outputs:
+
+- ``metrics/evaluate.json`` (a DVC metric; names are a promise to users): classification
+  ``accuracy precision recall f1 roc_auc pr_auc log_loss``, regression ``rmse mae r2
+  mape``, plus the KPIs from ``goals``: binary ``profit profit_contact_all
+  profit_contact_none profit_uplift``, regression ``error_cost`` (and ``within_band``);
+- ``metrics/baselines.json``: every baseline's KPI on the same test data, the best one
+  (chosen on validation) and the model's margin over it;
+- for ``dvc plots``: ``plots/evaluate/confusion.csv`` and ``roc.csv`` (classification) or
+  ``residuals.csv`` (regression).
+
+Everything is logged to the training run in MLflow (``test_*``, ``valid_*``).
 """
 
 from __future__ import annotations
@@ -16,16 +25,19 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 from sklearn.pipeline import Pipeline
 
-from cycleml.config import Params
+from cycleml import baselines as bl
+from cycleml.business import best_threshold, kpi_name, task_kpis
+from cycleml.config import LOWER_IS_BETTER, EvaluateParams, GoalsParams, Params
 from cycleml.io import read_json, write_csv, write_json
 from cycleml.metrics import task_metrics
 from cycleml.modeling import predict_scores
 from cycleml.paths import Paths
 from cycleml.schema import Schema
 
-__all__ = ["evaluate", "load_local_model", "run"]
+__all__ = ["choose_threshold", "evaluate", "load_local_model", "run", "score_baselines"]
 
 _ROC_POINTS = 200
+_DEFAULT_THRESHOLD = 0.5
 
 
 def load_local_model(paths: Paths) -> Pipeline:
@@ -35,8 +47,28 @@ def load_local_model(paths: Paths) -> Pipeline:
     return model
 
 
+def choose_threshold(
+    pipeline: Pipeline, schema: Schema, valid: pd.DataFrame, cfg: EvaluateParams, goals: GoalsParams
+) -> float:
+    """The binary decision threshold: from params, or the KPI-maximising one on ``valid``."""
+    if cfg.threshold != "auto":
+        return float(cfg.threshold)
+    if not schema.is_binary:
+        return _DEFAULT_THRESHOLD
+    scores = predict_scores(pipeline, schema, valid)[:, 1]
+    return best_threshold(schema.encode_target(valid[schema.target]), scores, goals.classification)
+
+
+def _decisions(schema: Schema, scores: np.ndarray, threshold: float) -> np.ndarray:
+    if schema.task == "regression":
+        return scores
+    if schema.is_binary:
+        return (scores[:, 1] >= threshold).astype("int64")
+    return np.asarray(scores.argmax(axis=1))
+
+
 def _plots(
-    schema: Schema, y: np.ndarray, scores: np.ndarray, threshold: float
+    schema: Schema, y: np.ndarray, scores: np.ndarray, decided: np.ndarray
 ) -> dict[str, pd.DataFrame]:
     if schema.task == "regression":
         return {
@@ -44,10 +76,9 @@ def _plots(
                 {"actual": y, "predicted": scores, "residual": y - scores}
             )
         }
-    pred = (scores[:, 1] >= threshold).astype(int) if schema.is_binary else scores.argmax(axis=1)
     plots = {
         "confusion.csv": pd.DataFrame(
-            {"actual": schema.decode_target(y), "predicted": schema.decode_target(pred)}
+            {"actual": schema.decode_target(y), "predicted": schema.decode_target(decided)}
         )
     }
     if schema.is_binary:
@@ -58,12 +89,53 @@ def _plots(
 
 
 def evaluate(
-    pipeline: Pipeline, schema: Schema, test: pd.DataFrame, threshold: float
+    pipeline: Pipeline,
+    schema: Schema,
+    frame: pd.DataFrame,
+    threshold: float,
+    goals: GoalsParams,
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    """Metrics and plot tables of ``pipeline`` on ``test``."""
-    y = schema.encode_target(test[schema.target])
-    scores = predict_scores(pipeline, schema, test)
-    return task_metrics(schema.task, y, scores, threshold), _plots(schema, y, scores, threshold)
+    """Technical metrics, business KPIs and plot tables of ``pipeline`` on ``frame``."""
+    y = schema.encode_target(frame[schema.target])
+    scores = predict_scores(pipeline, schema, frame)
+    decided = _decisions(schema, scores, threshold)
+    metrics = task_metrics(schema.task, y, scores, threshold)
+    metrics.update(task_kpis(schema, y, decided, goals))
+    if schema.is_binary:
+        metrics["decision_threshold"] = threshold
+    return metrics, _plots(schema, y, scores, decided)
+
+
+def score_baselines(
+    schema: Schema, frame: pd.DataFrame, goals: GoalsParams, stored: dict[str, Any]
+) -> dict[str, float]:
+    """Each stored baseline's KPI on ``frame``."""
+    kpi = stored["kpi"]
+    return {
+        b["name"]: bl.score(bl.Baseline(**b), frame, schema, goals, stored["fallback"])[kpi]
+        for b in stored["baselines"]
+    }
+
+
+def _baseline_summary(
+    model_kpi: float, kpi: str, best: str, on_test: dict[str, float]
+) -> dict[str, Any]:
+    sign = -1.0 if kpi in LOWER_IS_BETTER else 1.0
+    margin = sign * (model_kpi - on_test[best])
+    return {
+        "kpi": kpi,
+        "model": model_kpi,
+        "best_baseline": best,
+        "best_baseline_kpi": on_test[best],
+        "model_margin": margin,
+        "test": on_test,
+        "verdict": (
+            f"the model beats the best baseline ({best}) on {kpi} by {margin:,.2f}"
+            if margin > 0
+            else f"the baseline '{best}' is as good as the model on {kpi}: ML is not worth it "
+            "here unless it improves"
+        ),
+    }
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
@@ -73,17 +145,28 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
 
     schema = Schema.model_validate(read_json(paths.schema))
     model = load_local_model(paths)
-    threshold = params.evaluate.threshold
-    valid_metrics, _ = evaluate(model, schema, pd.read_parquet(paths.split("valid")), threshold)
-    metrics, plots = evaluate(model, schema, pd.read_parquet(paths.split("test")), threshold)
+    valid = pd.read_parquet(paths.split("valid"))
+    test = pd.read_parquet(paths.split("test"))
+    threshold = choose_threshold(model, schema, valid, params.evaluate, params.goals)
+    valid_metrics, _ = evaluate(model, schema, valid, threshold, params.goals)
+    metrics, plots = evaluate(model, schema, test, threshold, params.goals)
     for name, frame in plots.items():
         write_csv(paths.plot(f"evaluate/{name}"), frame)
     write_json(paths.metrics("evaluate"), metrics)
+
+    stored = read_json(paths.baselines)
+    kpi = kpi_name(schema)
+    baselines = _baseline_summary(
+        metrics[kpi], kpi, stored["best"], score_baselines(schema, test, params.goals, stored)
+    )
+    write_json(paths.metrics("baselines"), baselines)
 
     configure(params.tracking, paths)
     run_id = read_json(paths.train_run)["run_id"]
     logged = {f"test_{k}": v for k, v in metrics.items()}
     logged.update({f"valid_{k}": v for k, v in valid_metrics.items()})
+    logged.update({f"baseline_{k}_{kpi}": v for k, v in baselines["test"].items()})
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({k: v for k, v in logged.items() if np.isfinite(v)})
-    return metrics
+        mlflow.set_tag("cycleml.baseline_verdict", baselines["verdict"])
+    return {"metrics": metrics, "baselines": baselines}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from cycleml.config import Bound, Params
+from cycleml.config import LOWER_IS_BETTER, Bound, GoalsParams, Params
 from cycleml.io import read_json, write_json
 from cycleml.metrics import better
 from cycleml.paths import Paths
@@ -24,7 +24,7 @@ from cycleml.schema import Schema
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["CHAMPION", "CHALLENGER", "Decision", "check_criteria", "run"]
+__all__ = ["CHAMPION", "CHALLENGER", "Decision", "check_baseline", "check_criteria", "run"]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -74,14 +74,30 @@ def _existing_version(client: MlflowClient, name: str, run_id: str) -> Any | Non
     return found[0] if found else None
 
 
+def check_baseline(baselines: dict[str, Any], margin: float | None) -> list[str]:
+    """Why the model does not beat the best baseline by ``margin`` (empty when it does)."""
+    if margin is None:
+        return []
+    kpi, best = baselines["kpi"], baselines["best_baseline"]
+    model, floor = baselines["model"], baselines["best_baseline_kpi"]
+    needed = abs(floor) * margin
+    gap = floor - model if kpi in LOWER_IS_BETTER else model - floor
+    if gap > needed or (needed == 0 and gap > 0):
+        return []
+    return [
+        f"{kpi} = {model:,.2f} does not beat the best baseline '{best}' ({floor:,.2f}) by "
+        f"register.beat_baseline_by={margin:g} of its size; a rule does as well"
+    ]
+
+
 def _rescore_champion(
-    version: Any, schema: Schema, test: pd.DataFrame, metric: str, threshold: float
+    version: Any, schema: Schema, test: pd.DataFrame, metric: str, goals: GoalsParams
 ) -> tuple[float | None, str]:
     """The champion's ``metric`` on today's test data, or None with the reason it can't."""
     import mlflow
     import mlflow.sklearn
 
-    from cycleml.stages.evaluate import evaluate
+    from cycleml.stages.evaluate import _DEFAULT_THRESHOLD, evaluate
 
     try:
         old_schema = Schema.model_validate(
@@ -99,7 +115,9 @@ def _rescore_champion(
     if missing:
         return None, f"champion v{version.version} needs columns the data lacks: {missing}"
     model = mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
-    metrics, _ = evaluate(model, old_schema, test, threshold)
+    # the champion decides with its own threshold, chosen when it was evaluated
+    threshold = float(version.tags.get("test_decision_threshold", _DEFAULT_THRESHOLD))
+    metrics, _ = evaluate(model, old_schema, test, threshold, goals)
     return metrics[metric], f"champion v{version.version} re-scored on the same test data"
 
 
@@ -118,7 +136,8 @@ def run(params: Params, paths: Paths) -> Decision:
         registered=False,
         primary_metric=metric,
         candidate=metrics[metric],
-        reasons=check_criteria(metrics, cfg.criteria.get(schema.task, {})),
+        reasons=check_criteria(metrics, cfg.criteria.get(schema.task, {}))
+        + check_baseline(read_json(paths.metrics("baselines")), cfg.beat_baseline_by),
     )
     if decision.reasons:
         write_json(paths.report("register.json"), asdict(decision))
@@ -145,9 +164,7 @@ def run(params: Params, paths: Paths) -> Decision:
         decision.reasons.append("no champion yet")
     else:
         test = pd.read_parquet(paths.split("test"))
-        old_score, why = _rescore_champion(
-            champion, schema, test, metric, params.evaluate.threshold
-        )
+        old_score, why = _rescore_champion(champion, schema, test, metric, params.goals)
         decision.champion_version, decision.champion_score = str(champion.version), old_score
         decision.reasons.append(why)
         if old_score is None or better(metric, decision.candidate, old_score):

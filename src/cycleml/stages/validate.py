@@ -1,24 +1,31 @@
 """Stage `validate`: check the ingested table and fix the problem's schema.
 
-Hard failures (no target column, too few rows, a class too small to split) stop the
-pipeline with the column and the fix named. Soft findings (constant or identifier-like
-columns, heavy missingness) are reported, and such columns are left out of the features.
-Outputs: ``data/interim/schema.json`` (read by every later stage) and
-``reports/validate.json``.
+Hard failures stop the pipeline with the column, the rule and the fix named: no target
+column, too few rows, a class too small to split, a broken data contract (a column gone,
+a wrong type, too many missing values). Soft findings are reported: out-of-range values
+and new categories, outliers, duplicates, heavy missingness. Columns that must never reach
+the model are left out of the features and reported: personal data (PII), target leakage,
+constant and identifier-like columns.
+Outputs: ``data/interim/schema.json`` (read by every later stage), ``reports/validate.json``
+and ``reports/validate.html``; the contract in ``contracts/`` on the first run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from cycleml import checks
+from cycleml import contract as dc
 from cycleml.config import DataParams, ValidateParams
-from cycleml.io import write_json
+from cycleml.io import write_json, write_text
 from cycleml.paths import Paths
 from cycleml.schema import Schema, label_key
 
-__all__ = ["ValidationFailed", "ValidationReport", "infer_task", "run", "validate"]
+__all__ = ["Finding", "ValidationFailed", "ValidationReport", "infer_task", "run", "validate"]
 
 _MAX_INFERRED_CLASSES = 10
 
@@ -28,13 +35,31 @@ class ValidationFailed(ValueError):
 
 
 @dataclass
+class Finding:
+    column: str
+    rule: str
+    severity: str  # error | warning | dropped
+    detail: str
+
+
+@dataclass
 class ValidationReport:
     rows: int
     columns: int
     task: str
     target_missing: int
     class_counts: dict[str, int] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    leakage_scores: dict[str, float] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    contract: str | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{f.column}: {f.detail}" for f in self.findings if f.severity != "error"]
+
+    def add(self, column: str, rule: str, severity: str, detail: str) -> None:
+        self.findings.append(Finding(column, rule, severity, detail))
 
 
 def infer_task(target: pd.Series) -> str:
@@ -78,6 +103,7 @@ def _classes(target: pd.Series, data: DataParams, rules: ValidateParams) -> list
         raise ValidationFailed(
             f"column {data.target!r}: class(es) {dict(small)} have fewer than "
             f"validate.min_class_rows={rules.min_class_rows} rows; merge or drop them"
+            + (", or set task: regression if the target is a quantity" if len(counts) > 2 else "")
         )
     labels = sorted(counts.index)
     if len(labels) > 2:
@@ -101,17 +127,58 @@ def _classes(target: pd.Series, data: DataParams, rules: ValidateParams) -> list
     return [next(lbl for lbl in labels if lbl != positive), positive]
 
 
+def _check_contract(
+    frame: pd.DataFrame,
+    data: DataParams,
+    rules: ValidateParams,
+    root: Path,
+    report: ValidationReport,
+) -> None:
+    path = dc.contract_path(rules.contract, data.source, root)
+    if path is None:
+        return
+    report.contract = str(path)
+    if not path.exists():
+        dc.save(
+            dc.infer(frame, rules.range_tolerance), path, f"data.source kind {data.source.kind}"
+        )
+        report.add(
+            "*", "contract", "warning", f"no contract yet: inferred from this data, saved to {path}"
+        )
+        return
+    try:
+        contract = dc.load(path)
+    except Exception as err:  # noqa: BLE001 - YAML or schema errors alike
+        raise ValidationFailed(
+            f"validate.contract: {path} is not a valid contract: {err}"
+        ) from None
+    violations = dc.check(frame, contract)
+    for v in violations:
+        report.add(v.column, v.rule, v.severity, v.detail)
+    errors = [v for v in violations if v.severity == "error"]
+    if errors:
+        listed = "; ".join(f"column {v.column!r} breaks {v.rule}: {v.detail}" for v in errors[:10])
+        raise ValidationFailed(
+            f"the data breaks its contract ({path}): {listed}. Fix the data, or edit the "
+            "contract if the change is intended (delete it to infer a new one)"
+        )
+
+
 def _features(
     frame: pd.DataFrame, data: DataParams, rules: ValidateParams, report: ValidationReport
 ) -> tuple[list[str], list[str], dict[str, str]]:
     reserved = {data.target, *data.id_columns}
     if data.time_column:
         reserved.add(data.time_column)
+    if rules.detect_pii:
+        found = checks.pii_columns(frame, list(rules.pii_columns), reserved)
+    else:
+        found = {c: "declared in validate.pii_columns" for c in rules.pii_columns if c in frame}
+    excluded = {col: f"PII: {why}" for col, why in found.items()}
     numeric: list[str] = []
     categorical: list[str] = []
-    excluded: dict[str, str] = {}
     for col in frame.columns:
-        if col in reserved:
+        if col in reserved or col in excluded:
             continue
         s = frame[col]
         present = s.dropna()
@@ -131,16 +198,19 @@ def _features(
         if col in numeric or col in categorical:
             share = 1 - len(present) / max(len(s), 1)
             if share > 0.5:
-                report.warnings.append(f"{col}: {share:.0%} missing")
-    for col, why in excluded.items():
-        report.warnings.append(f"{col}: left out of the features ({why})")
+                report.add(col, "missing", "warning", f"{share:.0%} missing")
     return numeric, categorical, excluded
 
 
 def validate(
-    frame: pd.DataFrame, data: DataParams, task: str, rules: ValidateParams
+    frame: pd.DataFrame,
+    data: DataParams,
+    task: str,
+    rules: ValidateParams,
+    root: Path | None = None,
 ) -> tuple[Schema, ValidationReport]:
-    """Check ``frame`` against the data block; return the schema or raise ValidationFailed."""
+    """Check ``frame`` against the data block and its contract; return the schema or raise
+    ValidationFailed. ``root`` is where ``contracts/`` lives (None: skip the contract)."""
     _require_columns(frame, data)
     if len(frame) < rules.min_rows:
         raise ValidationFailed(
@@ -155,8 +225,14 @@ def validate(
         )
     resolved = infer_task(target) if task == "auto" else task
     report = ValidationReport(
-        rows=len(frame), columns=frame.shape[1], task=resolved, target_missing=missing
+        rows=len(frame),
+        columns=frame.shape[1],
+        task=resolved,
+        target_missing=missing,
+        missing={str(c): int(n) for c, n in frame.isna().sum().items() if n},
     )
+    if root is not None:
+        _check_contract(frame, data, rules, root, report)
     classes: list[str] = []
     if resolved == "classification":
         classes = _classes(target.dropna(), data, rules)
@@ -168,33 +244,87 @@ def validate(
             f"(e.g. {target.dropna().iloc[0]!r}); set task: classification or fix the column"
         )
     if missing:
-        report.warnings.append(f"{data.target}: {missing:,} rows without a target are dropped")
+        report.add(
+            data.target, "target", "warning", f"{missing:,} rows without a target are dropped"
+        )
     duplicates = int(frame.duplicated().sum())
     if duplicates:
-        report.warnings.append(f"{duplicates:,} duplicate rows (data.clean.drop_duplicates)")
+        report.add("*", "duplicates", "warning", f"{duplicates:,} duplicate rows")
+
     numeric, categorical, excluded = _features(frame, data, rules, report)
-    if not numeric and not categorical:
-        raise ValidationFailed(
-            "no feature columns are left after removing the target, id, time, constant and "
-            "identifier-like columns; check data.id_columns and data.drop_columns"
-        )
-    schema = Schema(
+    draft = Schema(
         task=resolved,
         target=data.target,
         classes=classes,
         numeric=numeric,
         categorical=categorical,
-        id_columns=list(data.id_columns),
-        time_column=data.time_column,
-        excluded=excluded,
+    )
+    report.leakage_scores = {
+        c: round(v, 4) for c, v in checks.leakage_scores(frame, draft, draft.features).items()
+    }
+    for col, score in report.leakage_scores.items():
+        if score >= rules.max_leakage_score:
+            excluded[col] = (
+                f"leakage: alone it predicts the target with a score of {score:.3f} "
+                f"(validate.max_leakage_score={rules.max_leakage_score:g})"
+            )
+    numeric = [c for c in numeric if c not in excluded]
+    categorical = [c for c in categorical if c not in excluded]
+    for col, n in checks.outlier_counts(frame, numeric, rules.outlier_iqr).items():
+        report.add(col, "outliers", "warning", f"{n:,} value(s) beyond {rules.outlier_iqr:g} IQR")
+    for col, why in excluded.items():
+        report.add(col, why.split(":")[0], "dropped", f"left out of the features ({why})")
+    if not numeric and not categorical:
+        raise ValidationFailed(
+            "no feature columns are left after removing the target, id, time, PII, leaky, "
+            "constant and identifier-like columns; check data.id_columns and data.drop_columns"
+        )
+    schema = draft.model_copy(
+        update={
+            "numeric": numeric,
+            "categorical": categorical,
+            "id_columns": list(data.id_columns),
+            "time_column": data.time_column,
+            "excluded": excluded,
+        }
     )
     return schema, report
 
 
+def _html(report: ValidationReport) -> str:
+    from html import escape
+
+    colours = {"error": "#fde2e1", "warning": "#fff4d6", "dropped": "#e8f0fe"}
+    rows = "".join(
+        f"<tr style='background:{colours.get(f.severity, '#fff')}'><td>{escape(f.severity)}</td>"
+        f"<td>{escape(f.column)}</td><td>{escape(f.rule)}</td><td>{escape(f.detail)}</td></tr>"
+        for f in report.findings
+    )
+    leaks = "".join(
+        f"<tr><td>{escape(c)}</td><td>{v:.3f}</td></tr>"
+        for c, v in sorted(report.leakage_scores.items(), key=lambda kv: -kv[1])
+    )
+    classes = ", ".join(f"{escape(k)}: {v:,}" for k, v in report.class_counts.items())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>cycleml validate</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}}
+table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #ccc;padding:.3rem .6rem;
+text-align:left}}</style></head><body><h1>Data validation</h1>
+<p>{report.rows:,} rows, {report.columns} columns; task <b>{escape(report.task)}</b>.
+{("Classes: " + classes + ".") if classes else ""}
+Contract: {escape(report.contract or "none")}.</p>
+<h2>Findings</h2><table><tr><th>severity</th><th>column</th><th>rule</th><th>detail</th></tr>
+{rows or "<tr><td colspan=4>none</td></tr>"}</table>
+<h2>Leakage: how well each feature alone predicts the target</h2>
+<table><tr><th>column</th><th>score</th></tr>{leaks}</table></body></html>
+"""
+
+
 def run(data: DataParams, task: str, rules: ValidateParams, paths: Paths) -> ValidationReport:
-    """Validate ``data/raw``; write the schema and the report."""
+    """Validate ``data/raw``; write the schema and the reports."""
     frame = pd.read_parquet(paths.raw)
-    schema, report = validate(frame, data, task, rules)
+    schema, report = validate(frame, data, task, rules, paths.root)
     write_json(paths.schema, schema.model_dump())
-    write_json(paths.report("validate.json"), report.__dict__)
+    payload: dict[str, Any] = asdict(report)
+    write_json(paths.report("validate.json"), payload)
+    write_text(paths.report("validate.html"), _html(report))
     return report
