@@ -61,13 +61,21 @@ class Project:
 
     def run_stages(self, params: Params, *names: str) -> dict[str, Any]:
         """Run stages in-process, in pipeline order; return each stage's result."""
-        from cycleml.stages import evaluate, frame, ingest, register, split, train, validate
+        from cycleml.stages import (
+            evaluate,
+            explore,
+            frame,
+            ingest,
+            register,
+            split,
+            train,
+            validate,
+        )
 
         steps = {
             "ingest": lambda: ingest.run(params.data, self.paths),
-            "validate": lambda: validate.run(
-                params.data, params.task, params.validate_, self.paths
-            ),
+            "validate": lambda: validate.run(params, self.paths),
+            "explore": lambda: explore.run(params.tracking, self.paths),
             "split": lambda: split.run(params.split, self.paths),
             "frame": lambda: frame.run(params.frame, params.goals, self.paths),
             "train": lambda: train.run(params, self.paths),

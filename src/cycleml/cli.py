@@ -55,6 +55,12 @@ def _stage(name: str, params_file: Path) -> Iterator[tuple[Params, Paths]]:
     except (IngestError, ValidationFailed, RuleError) as err:
         err_console.print(f"[red]✗ {name} failed:[/] {err}")
         raise typer.Exit(1) from None
+    except FileNotFoundError as err:
+        err_console.print(
+            f"[red]✗ {name}: input {err.filename} is missing;[/] run the earlier stages first "
+            "(`dvc repro` runs them in order)"
+        )
+        raise typer.Exit(1) from None
 
 
 def _show(title: str, lines: list[str]) -> None:
@@ -83,12 +89,24 @@ def validate(params: ParamsOption = Path("params.yaml")) -> None:
     from cycleml.stages import validate as stage
 
     with _stage("validate", params) as (p, paths):
-        report = stage.run(p.data, p.task, p.validate_, paths)
+        report = stage.run(p, paths)
     lines = [f"{report.rows:,} rows, task: {report.task}"]
     if report.class_counts:
         lines.append("classes: " + ", ".join(f"{k}={v:,}" for k, v in report.class_counts.items()))
     lines += [f"[yellow]![/] {w}" for w in report.warnings]
     _show("validate", lines)
+
+
+@app.command()
+def explore(params: ParamsOption = Path("params.yaml")) -> None:
+    """Profile the raw table: reports/explore.html, figures, target rate by feature."""
+    from cycleml.stages import explore as stage
+
+    with _stage("explore", params) as (p, paths):
+        exp = stage.run(
+            p.tracking, paths, bins=p.explore.bins, max_categories=p.explore.max_categories
+        )
+    _show("explore", [f"{exp.rows:,} rows -> {paths.report('explore.html')}", *exp.findings])
 
 
 @app.command()

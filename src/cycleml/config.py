@@ -98,6 +98,9 @@ class DataParams(_Strict):
     id_columns: list[str] = []
     drop_columns: list[str] = []
     time_column: str | None = None
+    time_format: str | None = Field(
+        None, description="strftime format of time_column, e.g. %d/%m/%Y; None = ISO 8601"
+    )
     clean: CleanRules = CleanRules()
 
 
@@ -154,6 +157,14 @@ class FrameParams(_Strict):
     )
     min_rows_per_feature: float = Field(10.0, gt=0)
     min_minority_rows: int = Field(50, ge=1)
+
+
+# --- explore ---------------------------------------------------------------------------
+
+
+class ExploreParams(_Strict):
+    bins: int = Field(10, ge=2, description="quantile bins for target rate by numeric feature")
+    max_categories: int = Field(20, ge=2, description="categories shown per column")
 
 
 # --- split -----------------------------------------------------------------------------
@@ -245,6 +256,52 @@ class TrainParams(_Strict):
     xgboost: XGBoostParams = XGBoostParams()
 
 
+# --- featurize -------------------------------------------------------------------------
+
+_TWO_COLUMNS = {"ratio", "difference", "product"}
+
+
+class DerivedFeature(_Strict):
+    """A feature computed from raw columns inside the model's Pipeline (so serving has it).
+
+    ratio / difference / product: two numeric columns; date_part: one date column and a
+    ``part``; bin: one numeric column cut at ``edges``; interaction: two or more
+    categorical columns joined into one category.
+    """
+
+    name: str = Field(min_length=1)
+    kind: Literal["ratio", "difference", "product", "date_part", "bin", "interaction"]
+    columns: list[str] = Field(min_length=1)
+    part: Literal["year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour"] | None = None
+    edges: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> DerivedFeature:
+        n = len(self.columns)
+        if self.kind in _TWO_COLUMNS and n != 2:
+            raise ValueError(f"{self.name}: a {self.kind} takes exactly 2 columns, got {n}")
+        if self.kind == "interaction" and n < 2:
+            raise ValueError(f"{self.name}: an interaction takes 2 or more columns")
+        if self.kind in {"date_part", "bin"} and n != 1:
+            raise ValueError(f"{self.name}: a {self.kind} takes exactly 1 column, got {n}")
+        if self.kind == "date_part" and self.part is None:
+            raise ValueError(f"{self.name}: date_part needs part (year, month, dayofweek, …)")
+        if self.kind == "bin" and (not self.edges or sorted(self.edges) != self.edges):
+            raise ValueError(f"{self.name}: bin needs edges in increasing order")
+        return self
+
+
+class FeaturizeParams(_Strict):
+    derived: list[DerivedFeature] = []
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> FeaturizeParams:
+        names = [d.name for d in self.derived]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"derived feature names must be unique; repeated: {dupes}")
+        return self
+
+
 # --- evaluate and register -------------------------------------------------------------
 
 
@@ -319,6 +376,8 @@ class Params(_Strict):
     goals: GoalsParams = GoalsParams()
     frame: FrameParams = FrameParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    explore: ExploreParams = ExploreParams()
+    featurize: FeaturizeParams = FeaturizeParams()
     split: SplitParams = SplitParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
@@ -330,7 +389,9 @@ class Params(_Strict):
     @model_validator(mode="after")
     def _time_split_needs_time_column(self) -> Params:
         if self.split.strategy == "time" and not self.data.time_column:
-            raise ValueError("split.strategy is 'time' but data.time_column is not set")
+            raise ValueError(
+                "split.strategy: 'time' needs data.time_column (the column to sort by)"
+            )
         return self
 
 
@@ -347,7 +408,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
             msg = "unknown key (check the spelling; see README 'Configuration')"
         elif e["type"] == "missing":
             msg = "required key is missing"
-        lines.append(f"  {key or '<top level>'}: {msg}")
+        lines.append(f"  {key}: {msg}" if key else f"  {msg}")
     return "\n".join(lines)
 
 

@@ -183,15 +183,18 @@ def _violations(cases: pd.DataFrame, rows: int) -> list[Violation]:
             )
         elif str(rule).startswith("max_missing"):
             out.append(Violation(column, str(rule), "too many missing values", "error"))
-        elif str(rule).startswith(("range", "categories")):
+        elif str(rule).startswith(("in_range", "range", "isin", "categories")):
+            in_range = str(rule).startswith(("in_range", "range"))
+            what = "outside the range" if in_range else "not an allowed category"
             share = len(group) / max(rows, 1)
-            what = (
-                "outside the range" if str(rule).startswith("range") else "not an allowed category"
-            )
             severity: Literal["error", "warning"] = "error" if share > 0.01 else "warning"
+            detail = f"{len(group):,} value(s) {what} {str(rule).removeprefix('in_range')}"
             out.append(
                 Violation(
-                    column, str(rule), f"{len(group):,} value(s) {what}, e.g. {examples}", severity
+                    column,
+                    "range" if in_range else "categories",
+                    f"{detail.strip()}, e.g. {examples}",
+                    severity,
                 )
             )
         else:  # dtype and coercion failures

@@ -7,6 +7,7 @@ the target (atomic on POSIX), so readers see the old file or the new one, never 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -43,8 +44,20 @@ def write_text(target: Path, text: str) -> Path:
     return _write(target, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no spelling for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write_json(target: Path, data: Any) -> Path:
-    return write_text(target, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    text = json.dumps(_finite(data), indent=2, default=str, allow_nan=False)
+    return write_text(target, text + "\n")
 
 
 def read_json(path: Path) -> Any:

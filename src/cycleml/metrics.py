@@ -28,9 +28,11 @@ def classification_metrics(
     else:
         pred = proba.argmax(axis=1)
         average = "macro"
-        onehot = np.eye(n_classes)[y_true]
-        roc_auc = skm.roc_auc_score(onehot, proba, average="macro")
-        pr_auc = skm.average_precision_score(onehot, proba, average="macro")
+        # one-vs-rest over the classes present: a class absent from this split has no AUC
+        present = np.unique(y_true)
+        onehot = np.eye(n_classes)[y_true][:, present]
+        roc_auc = skm.roc_auc_score(onehot, proba[:, present], average="macro")
+        pr_auc = skm.average_precision_score(onehot, proba[:, present], average="macro")
     return {
         "accuracy": float(skm.accuracy_score(y_true, pred)),
         "precision": float(skm.precision_score(y_true, pred, average=average, zero_division=0)),

@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from cycleml.config import FeatureParams, TrainParams
+from cycleml.features import DerivedFeatures
 from cycleml.schema import Schema
 
 __all__ = ["build_preprocessor", "fit_pipeline", "predict_scores"]
@@ -48,8 +49,8 @@ def build_preprocessor(schema: Schema, features: FeatureParams) -> ColumnTransfo
     )
     return ColumnTransformer(
         [
-            ("numeric", Pipeline(numeric_steps), schema.numeric),
-            ("categorical", categorical, schema.categorical),
+            ("numeric", Pipeline(numeric_steps), schema.model_numeric),
+            ("categorical", categorical, schema.model_categorical),
         ],
         remainder="drop",
         verbose_feature_names_out=False,
@@ -85,6 +86,8 @@ def fit_pipeline(
     """
     x_train, y_train = schema.feature_frame(train), schema.encode_target(train[schema.target])
     x_valid, y_valid = schema.feature_frame(valid), schema.encode_target(valid[schema.target])
+    derive = DerivedFeatures(schema.derived)
+    x_train, x_valid = derive.transform(x_train), derive.transform(x_valid)
     pre = build_preprocessor(schema, params.features).fit(x_train, y_train)
     model = _estimator(schema, params)
     model.fit(
@@ -98,7 +101,7 @@ def fit_pipeline(
         name: [float(v) for v in next(iter(history[key].values()))]
         for name, key in (("train", "validation_0"), ("valid", "validation_1"))
     }
-    return Pipeline([("preprocess", pre), ("model", model)]), curves
+    return Pipeline([("derive", derive), ("preprocess", pre), ("model", model)]), curves
 
 
 def predict_scores(pipeline: Pipeline, schema: Schema, frame: pd.DataFrame) -> np.ndarray:

@@ -42,10 +42,34 @@ class Schema(BaseModel):
     time_column: str | None = None
     excluded: dict[str, str] = {}
     """Columns left out of the features, with the reason."""
+    derived: list[dict[str, Any]] = []
+    """Derived features (``featurize.derived``) the Pipeline computes from raw columns."""
 
     @property
     def features(self) -> list[str]:
+        """Raw columns used as features."""
         return [*self.numeric, *self.categorical]
+
+    @property
+    def inputs(self) -> list[str]:
+        """Every raw column the model needs: features, then sources of derived features."""
+        sources = [c for spec in self.derived for c in spec["columns"]]
+        return list(dict.fromkeys([*self.features, *sources]))
+
+    @property
+    def model_numeric(self) -> list[str]:
+        """Numeric columns the preprocessing sees: raw and derived."""
+        from cycleml.features import CATEGORICAL_KINDS
+
+        derived = [d["name"] for d in self.derived if d["kind"] not in CATEGORICAL_KINDS]
+        return [*self.numeric, *derived]
+
+    @property
+    def model_categorical(self) -> list[str]:
+        from cycleml.features import CATEGORICAL_KINDS
+
+        derived = [d["name"] for d in self.derived if d["kind"] in CATEGORICAL_KINDS]
+        return [*self.categorical, *derived]
 
     @property
     def is_binary(self) -> bool:
@@ -56,14 +80,14 @@ class Schema(BaseModel):
         return self.classes[-1] if self.is_binary else None
 
     def feature_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The feature columns in training order; raises KeyError naming missing ones."""
-        missing = [c for c in self.features if c not in frame.columns]
+        """The model's input columns in training order; raises KeyError naming missing ones."""
+        missing = [c for c in self.inputs if c not in frame.columns]
         if missing:
             raise KeyError(
                 f"missing feature column(s): {', '.join(missing)} "
                 "(the model was trained with them; add them to the input)"
             )
-        return frame[self.features]
+        return frame[self.inputs]
 
     def encode_target(self, values: pd.Series) -> np.ndarray:
         """Labels to model targets: class index for classification, float for regression.

@@ -43,7 +43,16 @@ def repo(tmp_path: Path) -> Path:
 
 def test_repro_registers_a_champion_with_lineage_then_is_up_to_date(repo: Path) -> None:
     first = sh(repo, str(BIN / "dvc"), "repro")
-    for stage in ("ingest", "validate", "split", "frame", "train", "evaluate", "register"):
+    for stage in (
+        "ingest",
+        "validate",
+        "explore",
+        "split",
+        "frame",
+        "train",
+        "evaluate",
+        "register",
+    ):
         assert f"Running stage '{stage}'" in first.stdout
 
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")

@@ -122,3 +122,61 @@ def test_unreadable_sources_say_what_to_fix(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(IngestError, match="empty"):
         read_source(data_params(source={"kind": "file", "path": str(empty)}).source)
+
+
+def test_wrong_column_count_and_missing_header_are_caught(tmp_path: Path) -> None:
+    path = tmp_path / "adult.data"
+    path.write_text("39, State-gov, 77516, <=50K\n50, ?, 83311, >50K\n")
+    short = {"kind": "file", "path": str(path), "header": False, "columns": ["age", "wc", "y"]}
+    with pytest.raises(IngestError, match="3 names for 4 fields"):
+        read_source(data_params(source=short).source)
+    with pytest.raises(IngestError, match="header: false"):
+        read_source(data_params(source={"kind": "file", "path": str(path)}).source)
+
+
+def test_aligned_columns_need_a_regex_separator(tmp_path: Path) -> None:
+    path = tmp_path / "auto-mpg.data"
+    path.write_text("mpg  cylinders   name\n18.0   8   chevelle\n15.0   8   skylark\n")
+    with pytest.raises(IngestError, match="data.source.sep"):
+        read_source(data_params(source={"kind": "file", "path": str(path)}).source)
+    aligned = {"kind": "file", "path": str(path), "sep": r"\s+"}
+    assert list(read_source(data_params(source=aligned).source).columns) == [
+        "mpg",
+        "cylinders",
+        "name",
+    ]
+
+
+def test_compressed_csv_is_sniffed(tmp_path: Path) -> None:
+    path = tmp_path / "wine.csv.gz"
+    pd.DataFrame({"acidity": [7.4, 7.8], "quality": [5, 6]}).to_csv(path, sep=";", index=False)
+    frame = read_source(data_params(source={"kind": "file", "path": str(path)}).source)
+    assert list(frame.columns) == ["acidity", "quality"]
+
+
+def test_time_column_format_and_iso_text_dates() -> None:
+    raw = pd.DataFrame(
+        {
+            "when": ["13/01/2011", "14/01/2011", "15/01/2011"],
+            "day": ["2011-01-13", "2011-01-14", None],
+            "y": [1, 2, 3],
+        }
+    )
+    with pytest.raises(IngestError, match="data.time_format"):
+        clean(raw, data_params(id_columns=[], time_column="when"))
+    frame, report = clean(
+        raw, data_params(id_columns=[], time_column="when", time_format="%d/%m/%Y")
+    )
+    assert frame["when"].dt.day.tolist() == [13, 14, 15]
+    assert report.dates_from_text == ["day"]
+    assert pd.api.types.is_datetime64_any_dtype(frame["day"])
+
+
+def test_sql_errors_are_named(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+    sqlite3.connect(db).close()
+    source = data_params(
+        source={"kind": "sql", "url": f"sqlite:///{db}", "query": "SELECT * FROM customer"}
+    ).source
+    with pytest.raises(IngestError, match="no such table: customer"):
+        read_source(source)

@@ -65,3 +65,10 @@ def test_encode_target_rejects_unknown_labels() -> None:
         schema.encode_target(pd.Series(["Yes", "Maybe"]))
     with pytest.raises(KeyError, match="missing feature column"):
         schema.feature_frame(pd.DataFrame({"y": [1]}))
+
+
+def test_multiclass_auc_ignores_a_class_absent_from_the_split() -> None:
+    y = np.array([0, 1, 0, 1])  # class 2 is absent
+    proba = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.2, 0.7, 0.1]])
+    m = classification_metrics(y, proba)
+    assert m["roc_auc"] == 1.0 and np.isfinite(m["pr_auc"])

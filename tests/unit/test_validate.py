@@ -100,3 +100,10 @@ def test_tiny_class_is_refused() -> None:
     frame.loc[:1, "y"] = "Rare"
     with pytest.raises(ValidationFailed, match="Rare"):
         validate(frame, data(), "auto", RULES)
+
+
+def test_row_numbers_are_not_features() -> None:
+    frame = table().assign(passenger_id=np.arange(1, 201))
+    schema, _ = validate(frame, data(), "auto", RULES)
+    assert "passenger_id" not in schema.features
+    assert "row number" in schema.excluded["passenger_id"]

@@ -262,7 +262,16 @@ def _summary(frame: pd.DataFrame, schema: Schema, numeric: pd.DataFrame) -> pd.D
             "distinct": frame.nunique().to_numpy(),
         }
     )
-    stats = numeric.agg(["min", "median", "max", "mean", "std"]).T
+    stats = pd.DataFrame(
+        {
+            "min": numeric.min(),
+            "median": numeric.median(),
+            "max": numeric.max(),
+            "mean": numeric.mean(),
+            "std": numeric.std(),
+        },
+        dtype="float64",
+    )
     summary = summary.merge(stats, left_on="column", right_index=True, how="left")
     text = [c for c in frame.columns if c not in numeric.columns and c not in schema.id_columns]
     summary["top"] = summary["column"].map({c: _top_values(frame[c]) for c in text}).fillna("")
@@ -299,12 +308,15 @@ def _rate_findings(
         )
 
     if "class" not in cats.columns:
-        ((name, base),) = overall.items()
+        ((_, base),) = overall.items()
         ranked = cats.sort_values("target_rate", ascending=False, kind="stable")
+        top = min(_TOP_FINDINGS, len(ranked) // 2)  # no category is both highest and lowest
+        if not top:
+            return []
         baseline = f" (overall {_rate(base, label)})"
         return [
-            f"highest {label}: {describe(ranked.head(_TOP_FINDINGS))}{baseline}",
-            f"lowest {label}: {describe(ranked.tail(_TOP_FINDINGS).iloc[::-1])}{baseline}",
+            f"highest {label}: {describe(ranked.head(top))}{baseline}",
+            f"lowest {label}: {describe(ranked.tail(top).iloc[::-1])}{baseline}",
         ]
     lines = []
     for cls, part in cats.groupby("class", sort=False):

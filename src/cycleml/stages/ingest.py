@@ -21,6 +21,10 @@ from cycleml.paths import Paths
 __all__ = ["IngestError", "IngestReport", "clean", "read_source", "run"]
 
 
+_MAX_UNPARSED_DATES = 0.02
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
+
+
 class IngestError(ValueError):
     """The source cannot be read, or the data contradicts the data block."""
 
@@ -37,6 +41,8 @@ class IngestReport:
     dropped_columns: dict[str, str] = field(default_factory=dict)
     duplicates_dropped: int = 0
     time_column_unparsed: int = 0
+    dates_from_text: list[str] = field(default_factory=list)
+    """Text columns holding ISO dates (2024-01-31), parsed so they are not categories."""
 
     def lines(self) -> list[str]:
         out = [f"read {self.rows_read:,} rows x {self.columns_read} columns"]
@@ -48,6 +54,10 @@ class IngestReport:
             out.append(f"{col}: text -> numeric{extra}")
         for col, why in self.dropped_columns.items():
             out.append(f"{col}: dropped ({why})")
+        if self.time_column_unparsed:
+            out.append(f"{self.time_column_unparsed:,} time value(s) not parsed -> missing")
+        if self.dates_from_text:
+            out.append(f"text -> dates: {', '.join(self.dates_from_text)}")
         if self.duplicates_dropped:
             out.append(f"{self.duplicates_dropped:,} duplicate row(s) dropped")
         out.append(f"wrote {self.rows_written:,} rows")
@@ -57,7 +67,7 @@ class IngestReport:
 def _sniff_sep(source: FileSource) -> str:
     import fsspec
 
-    with fsspec.open(source.path, "rb") as fh:
+    with fsspec.open(source.path, "rb", compression="infer") as fh:
         sample = fh.read(64 * 1024).decode(source.encoding, errors="replace")
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
@@ -72,16 +82,42 @@ def _read_file(source: FileSource) -> pd.DataFrame:
     if fmt == "parquet":
         return pd.read_parquet(source.path)
     sep = source.sep or _sniff_sep(source)
-    return pd.read_csv(
+    frame = pd.read_csv(
         source.path,
         sep=sep,
         encoding=source.encoding,
         header=0 if source.header else None,
-        names=source.columns,
+        index_col=False,
         keep_default_na=False,  # missing markers are ours to decide (data.clean.na_values)
         na_values=[],
-        low_memory=False,
+        # regex separators such as \s+ need the python parser, which only takes the default
+        # low_memory; the C parser reads whole columns at once so types are not guessed twice
+        engine="python" if len(sep) > 1 else "c",
+        low_memory=len(sep) > 1,
     )
+    if frame.shape[1] == 1 and source.sep is None:
+        raise IngestError(
+            f"data.source: read one column only (separator guessed as {sep!r}); "
+            "set data.source.sep, e.g. ',' ';' '\\t' or '\\s+' for aligned columns"
+        )
+    if source.columns is not None:
+        if frame.shape[1] != len(source.columns):
+            raise IngestError(
+                f"data.source.columns: {len(source.columns)} names for {frame.shape[1]} fields"
+            )
+        frame.columns = pd.Index(source.columns)
+    if source.header and _looks_like_data(list(frame.columns)):
+        raise IngestError(
+            f"data.source: the header {list(frame.columns)[:4]}... looks like a data row; "
+            "for a file without a header set data.source.header: false and name the columns"
+        )
+    return frame
+
+
+def _looks_like_data(names: list[object]) -> bool:
+    """Several header names are numbers (39, 77516): the file has no header row."""
+    numbers = int(pd.to_numeric(pd.Series([str(n) for n in names]), errors="coerce").notna().sum())
+    return numbers >= 2 and numbers >= len(names) / 4
 
 
 def read_source(source: DemoSource | FileSource | SqlSource) -> pd.DataFrame:
@@ -110,6 +146,23 @@ def read_source(source: DemoSource | FileSource | SqlSource) -> pd.DataFrame:
         ) from None
     except pd.errors.EmptyDataError:
         raise IngestError("data.source: the file is empty (no header, no rows)") from None
+    except pd.errors.ParserError as err:
+        raise IngestError(
+            f"data.source: the file is not a well-formed table ({err}); check "
+            "data.source.sep and data.source.header"
+        ) from None
+    except OSError as err:
+        where = getattr(source, "path", "")
+        raise IngestError(f"data.source.path: cannot read {where!r}: {err}") from None
+    except Exception as err:
+        import sqlalchemy.exc
+
+        if isinstance(err, sqlalchemy.exc.SQLAlchemyError):
+            first = str(getattr(err, "orig", None) or err).splitlines()[0]
+            raise IngestError(
+                f"data.source (sql): {first}; check data.source.url and query"
+            ) from None
+        raise
 
 
 def _text_columns(frame: pd.DataFrame) -> list[str]:
@@ -149,6 +202,8 @@ def clean(frame: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, IngestRe
         values = values.where(~is_marker, None)
         if col not in keep_text:
             values = _maybe_numeric(col, values, rules.numeric_text_threshold, report)
+            if values.dtype == object and col != data.time_column:
+                values = _maybe_iso_dates(col, values, rules.numeric_text_threshold, report)
         frame[col] = values
 
     skip_cast = {data.target, *data.id_columns}
@@ -161,11 +216,7 @@ def clean(frame: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, IngestRe
             frame[col] = s.astype("float64")
 
     if data.time_column and data.time_column in frame.columns:
-        parsed = pd.to_datetime(frame[data.time_column], errors="coerce")
-        report.time_column_unparsed = int(
-            parsed.isna().sum() - frame[data.time_column].isna().sum()
-        )
-        frame[data.time_column] = parsed
+        frame[data.time_column] = _parse_time(frame[data.time_column], data, report)
 
     if rules.drop_empty_columns:
         for col in frame.columns[frame.isna().all()]:
@@ -199,6 +250,36 @@ def _maybe_numeric(
         "examples": sorted({str(v) for v in values[bad].head(50)})[:3],
     }
     return numbers.astype("float64")
+
+
+def _parse_time(raw: pd.Series, data: DataParams, report: IngestReport) -> pd.Series:
+    """The time column as datetimes; fails when many values are not in the expected format."""
+    if pd.api.types.is_datetime64_any_dtype(raw) and not data.time_format:
+        return raw
+    parsed = pd.to_datetime(raw, format=data.time_format or "ISO8601", errors="coerce")
+    report.time_column_unparsed = int(parsed.isna().sum() - raw.isna().sum())
+    if report.time_column_unparsed > _MAX_UNPARSED_DATES * max(int(raw.notna().sum()), 1):
+        examples = raw[parsed.isna() & raw.notna()].astype(str).head(3).tolist()
+        raise IngestError(
+            f"data.time_column {data.time_column!r}: {report.time_column_unparsed:,} values "
+            f"are not dates in the expected format (e.g. {examples}); set data.time_format, "
+            "e.g. '%d/%m/%Y'"
+        )
+    return parsed
+
+
+def _maybe_iso_dates(
+    col: str, values: pd.Series, threshold: float, report: IngestReport
+) -> pd.Series:
+    """Text that is ISO dates becomes datetimes, so it is not mistaken for a category."""
+    present = values.dropna().astype(str)
+    if present.empty or not present.head(200).str.match(_ISO_DATE).all():
+        return values
+    parsed = pd.to_datetime(values, format="ISO8601", errors="coerce")
+    if parsed.notna().sum() < threshold * len(present):
+        return values
+    report.dates_from_text.append(col)
+    return parsed
 
 
 def run(data: DataParams, paths: Paths) -> IngestReport:

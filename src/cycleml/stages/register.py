@@ -48,8 +48,8 @@ def check_criteria(metrics: dict[str, float], criteria: dict[str, Bound]) -> lis
     failures = []
     for metric, bound in criteria.items():
         value = metrics.get(metric)
-        if value is None:
-            failures.append(f"{metric}: not computed for this model")
+        if value is None or value != value:  # absent, null or NaN
+            failures.append(f"{metric}: undefined for this model on this test data")
             continue
         if bound.min is not None and not value >= bound.min:
             failures.append(f"{metric} = {value:.4f} is below the minimum {bound.min:g}")

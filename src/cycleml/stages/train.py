@@ -26,7 +26,7 @@ __all__ = ["SAFE_TYPE_PREFIXES", "flat_params", "run", "trusted_types"]
 
 # Types skops may load from a model file besides its built-in safe set. Anything else in a
 # pipeline is refused at save time instead of being trusted blindly at load time.
-SAFE_TYPE_PREFIXES = ("numpy.", "xgboost.", "sklearn.")
+SAFE_TYPE_PREFIXES = ("numpy.", "xgboost.", "sklearn.", "cycleml.features.")
 
 
 def trusted_types(pipeline: Pipeline) -> list[str]:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from cycleml import checks
 from cycleml import contract as dc
-from cycleml.config import DataParams, ValidateParams
+from cycleml.config import DataParams, DerivedFeature, Params, ValidateParams
 from cycleml.io import write_json, write_text
 from cycleml.paths import Paths
 from cycleml.schema import Schema, label_key
@@ -73,6 +73,16 @@ def infer_task(target: pd.Series) -> str:
     return "regression"
 
 
+def _row_number(values: pd.Series) -> bool:
+    """Distinct integers in increasing order, such as PassengerId or a record index."""
+    return bool(
+        len(values) >= 50
+        and values.is_monotonic_increasing
+        and values.is_unique
+        and (values == values.round()).all()
+    )
+
+
 def _require_columns(frame: pd.DataFrame, data: DataParams) -> None:
     wanted = {"data.target": [data.target], "data.id_columns": list(data.id_columns)}
     if data.time_column:
@@ -109,8 +119,9 @@ def _classes(target: pd.Series, data: DataParams, rules: ValidateParams) -> list
     if len(labels) > 2:
         if data.positive_class is not None:
             raise ValidationFailed(
-                f"data.positive_class is set but {data.target!r} has {len(labels)} classes; "
-                "positive_class is for binary targets: remove it"
+                f"data.positive_class is set but {data.target!r} has {len(labels)} classes "
+                f"{labels[:8]}; positive_class is for binary targets: remove it, fix labels "
+                "spelt two ways, or set task: regression if the target is a quantity"
             )
         return labels
     if data.positive_class is not None:
@@ -186,6 +197,8 @@ def _features(
             excluded[col] = "constant: one distinct value"
         elif pd.api.types.is_datetime64_any_dtype(s):
             excluded[col] = "date/time: derive features from it, or name it data.time_column"
+        elif pd.api.types.is_numeric_dtype(s) and _row_number(present):
+            excluded[col] = "identifier-like: distinct increasing integers (a row number)"
         elif pd.api.types.is_numeric_dtype(s):
             numeric.append(col)
         elif (
@@ -202,15 +215,44 @@ def _features(
     return numeric, categorical, excluded
 
 
+def _derived(
+    frame: pd.DataFrame,
+    derived: list[DerivedFeature],
+    excluded: dict[str, str],
+    report: ValidationReport,
+) -> list[dict[str, Any]]:
+    """The derived features that can be built; the rest are reported, never silently used.
+
+    A feature whose source column is absent (a spec written for other data) is skipped; one
+    built from a PII or leaky column is refused, so such data never reaches the model.
+    """
+    kept = []
+    for spec in derived:
+        where = f"featurize.derived {spec.name!r}"
+        if spec.name in frame.columns:
+            raise ValidationFailed(f"{where}: the name is already a column; choose another")
+        absent = [c for c in spec.columns if c not in frame.columns]
+        banned = [c for c in spec.columns if excluded.get(c, "").startswith(("PII", "leakage"))]
+        if absent:
+            report.add(spec.name, "featurize", "warning", f"skipped: column(s) {absent} absent")
+        elif banned:
+            report.add(spec.name, "featurize", "dropped", f"refused: built from PII/leaky {banned}")
+        else:
+            kept.append(spec.model_dump(exclude_none=True))
+    return kept
+
+
 def validate(
     frame: pd.DataFrame,
     data: DataParams,
     task: str,
     rules: ValidateParams,
     root: Path | None = None,
+    derived: list[DerivedFeature] | None = None,
 ) -> tuple[Schema, ValidationReport]:
     """Check ``frame`` against the data block and its contract; return the schema or raise
-    ValidationFailed. ``root`` is where ``contracts/`` lives (None: skip the contract)."""
+    ValidationFailed. ``root`` is where ``contracts/`` lives (None: skip the contract);
+    ``derived`` are the declared derived features to check and record."""
     _require_columns(frame, data)
     if len(frame) < rules.min_rows:
         raise ValidationFailed(
@@ -286,6 +328,7 @@ def validate(
             "id_columns": list(data.id_columns),
             "time_column": data.time_column,
             "excluded": excluded,
+            "derived": _derived(frame, derived or [], excluded, report),
         }
     )
     return schema, report
@@ -319,10 +362,12 @@ Contract: {escape(report.contract or "none")}.</p>
 """
 
 
-def run(data: DataParams, task: str, rules: ValidateParams, paths: Paths) -> ValidationReport:
+def run(params: Params, paths: Paths) -> ValidationReport:
     """Validate ``data/raw``; write the schema and the reports."""
     frame = pd.read_parquet(paths.raw)
-    schema, report = validate(frame, data, task, rules, paths.root)
+    schema, report = validate(
+        frame, params.data, params.task, params.validate_, paths.root, params.featurize.derived
+    )
     write_json(paths.schema, schema.model_dump())
     payload: dict[str, Any] = asdict(report)
     write_json(paths.report("validate.json"), payload)
