@@ -48,6 +48,25 @@ def small_params(rows: int = 2000, **overrides: Any) -> dict[str, Any]:
     return raw
 
 
+def houses_csv(path: Path, rows: int = 1500) -> Path:
+    """A public-data-like regression file: ';'-separated, '?' markers, numbers as text."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    size = rng.uniform(30, 200, rows)
+    rooms = rng.integers(1, 6, rows)
+    district = rng.choice(["north", "south", "east"], rows)
+    price = 1000 * size + 15000 * rooms + np.where(district == "north", 40000, 0)
+    price = price + rng.normal(0, 10000, rows)
+    table = pd.DataFrame(
+        {"size m2": size.round(1).astype(str), "rooms": rooms, "district": district, "price": price}
+    )
+    table.loc[rng.choice(rows, 30, replace=False), "size m2"] = "?"
+    table.to_csv(path, sep=";", index=False)
+    return path
+
+
 class Project:
     """A throwaway project root: params.yaml plus the paths every stage uses."""
 

@@ -206,15 +206,25 @@ def summary(params: ParamsOption = Path("params.yaml")) -> None:
         console.print(
             f"model [bold]{d['model_name']}[/] v{d['version']} is [bold]@{d['alias']}[/] "
             f"({d['primary_metric']} = {d['candidate']:.4f} on the test set)"
+            + (f"; the champion stays v{d['champion_version']}" if d["alias"] != "champion" else "")
         )
     else:
         console.print(f"[yellow]no model registered:[/] {'; '.join(d['reasons'])}")
+    beside = paths.metrics("baselines")
+    if beside.exists():
+        b = read_json(beside)
+        console.print(
+            f"business KPI {b['kpi']} on the test set: model {b['model']:,.2f}, best baseline "
+            f"'{b['best_baseline']}' {b['best_baseline_kpi']:,.2f}: {b['verdict']}"
+        )
     console.print(
         "\nwhere to look next:\n"
         "  make ui                  MLflow UI at http://127.0.0.1:5000 (runs, registry)\n"
         "  dvc metrics show         test metrics      (metrics/evaluate.json)\n"
         "  dvc plots show           ROC, confusion, learning curve -> dvc_plots/index.html\n"
-        "  reports/                 what ingest, validate, split and register did\n"
+        "  reports/explore.html     the data: distributions, target rates, correlations\n"
+        "  reports/validate.html    data checks: contract, PII, leakage, outliers\n"
+        "  reports/frame.md         the problem and the baselines a model must beat\n"
         f"  dvc exp run -S train.xgboost.n_estimators=600    try a change (experiment: "
         f"{p.tracking.experiment})"
     )

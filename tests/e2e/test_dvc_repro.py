@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import REPO, small_params
+from tests.conftest import REPO, houses_csv, small_params
 
 pytestmark = pytest.mark.e2e
 
@@ -99,3 +100,20 @@ def test_changing_a_serving_knob_reruns_only_what_reads_it(repo: Path) -> None:
     again = sh(repo, str(BIN / "dvc"), "repro").stdout
     assert "Running stage 'register'" in again
     assert "Running stage 'train'" not in again and "Running stage 'ingest'" not in again
+
+
+def test_own_data_by_changing_only_the_data_block(repo: Path) -> None:
+    """A user's regression CSV: a two-key data block, task and split set, nothing else."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"] = {
+        "source": {"kind": "file", "path": str(houses_csv(repo / "houses.csv"))},
+        "target": "price",
+    }
+    params["task"] = "regression"
+    params["split"]["strategy"] = "random"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh(repo, str(BIN / "dvc"), "repro").stdout
+    assert "skipped" in (repo / "reports" / "validate.json").read_text()  # demo's features
+    metrics = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    assert metrics["r2"] > 0.8 and "error_cost" in metrics
+    assert "register: cycleml-churn v1 -> @champion" in out

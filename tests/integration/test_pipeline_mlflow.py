@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from cycleml.io import read_json
 from cycleml.tracking import file_md5, tracking_uri
-from tests.conftest import Project, small_params
+from tests.conftest import Project, houses_csv, small_params
 
 pytestmark = pytest.mark.integration
 
@@ -88,22 +88,9 @@ def test_model_missing_the_gate_is_not_registered(project: Project) -> None:
 
 def test_regression_from_a_messy_csv(project: Project, tmp_path: Path) -> None:
     """A public-data-like regression file: ';'-separated, '?' markers, numbers as text."""
-    rng = np.random.default_rng(7)
-    n = 1500
-    size = rng.uniform(30, 200, n)
-    rooms = rng.integers(1, 6, n)
-    district = rng.choice(["north", "south", "east"], n)
-    price = 1000 * size + 15000 * rooms + np.where(district == "north", 40000, 0)
-    price = price + rng.normal(0, 10000, n)
-    table = pd.DataFrame(
-        {"size m2": size.round(1).astype(str), "rooms": rooms, "district": district, "price": price}
-    )
-    table.loc[rng.choice(n, 30, replace=False), "size m2"] = "?"
-    table.to_csv(tmp_path / "houses.csv", sep=";", index=False)
-
     raw = small_params()
     raw["data"] = {
-        "source": {"kind": "file", "path": str(tmp_path / "houses.csv")},
+        "source": {"kind": "file", "path": str(houses_csv(tmp_path / "houses.csv"))},
         "target": "price",
     }
     raw["split"]["strategy"] = "random"
