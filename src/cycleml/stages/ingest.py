@@ -95,6 +95,12 @@ def _read_file(source: FileSource) -> pd.DataFrame:
         engine="python" if len(sep) > 1 else "c",
         low_memory=len(sep) > 1,
     )
+    empty = [c for c in frame.columns if frame[c].astype(str).str.strip().eq("").all()]
+    if source.sep is None and len(empty) > frame.shape[1] / 2:
+        raise IngestError(
+            f"data.source: {len(empty)} of {frame.shape[1]} columns are empty with the separator "
+            f"guessed as {sep!r}; set data.source.sep, e.g. '\\s+' for aligned columns"
+        )
     if frame.shape[1] == 1 and source.sep is None:
         raise IngestError(
             f"data.source: read one column only (separator guessed as {sep!r}); "
