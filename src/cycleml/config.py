@@ -252,8 +252,67 @@ class FeatureParams(_Strict):
 class TrainParams(_Strict):
     seed: int = 42
     early_stopping_rounds: int | None = Field(30, ge=1)
+    imbalance: Literal["none", "class_weight"] = Field(
+        "none",
+        description="class_weight: weight each class by the inverse of its frequency in the "
+        "training rows (classification)",
+    )
     features: FeatureParams = FeatureParams()
     xgboost: XGBoostParams = XGBoostParams()
+
+
+# --- tune ------------------------------------------------------------------------------
+
+
+class SearchDimension(_Strict):
+    """One hyperparameter's range: int or float (optionally log-scaled), or categorical."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[str | int | float | bool] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs choices")
+        elif self.low is None or self.high is None or self.low >= self.high:
+            raise ValueError(f"an {self.type} dimension needs low < high")
+        return self
+
+
+class TuneParams(_Strict):
+    """Optuna search over train.xgboost; the best values go to models/best_params.json."""
+
+    enabled: bool = True
+    n_trials: int = Field(20, ge=1, description="total trials of the study (resumed runs count)")
+    timeout: float | None = Field(None, gt=0, description="seconds; stops the search early")
+    n_jobs: int = Field(1, ge=1, description="trials run in parallel (threads)")
+    seed: int = 42
+    objective: str = Field(
+        "auto",
+        description="metric on validation data: a technical metric, a KPI, or auto = the "
+        "task's business KPI",
+    )
+    pruning: bool = Field(True, description="stop hopeless trials early (median pruner)")
+    storage: str = Field(
+        "sqlite:///optuna.db", description="Optuna RDB storage: a rerun resumes the study"
+    )
+    study_name: str = "cycleml"
+    search_space: dict[str, SearchDimension] = {}
+
+    @model_validator(mode="after")
+    def _space_names_xgboost_params(self) -> TuneParams:
+        known = set(XGBoostParams.model_fields)
+        unknown = sorted(set(self.search_space) - known)
+        if unknown:
+            raise ValueError(
+                f"search_space: {unknown} are not train.xgboost parameters; "
+                f"choose from {', '.join(sorted(known))}"
+            )
+        return self
 
 
 # --- featurize -------------------------------------------------------------------------
@@ -305,12 +364,35 @@ class FeaturizeParams(_Strict):
 # --- evaluate and register -------------------------------------------------------------
 
 
+class FairnessParams(_Strict):
+    """Group fairness for declared sensitive columns (fairlearn), with limits the gate holds."""
+
+    sensitive: list[str] = []
+    max_demographic_parity_difference: float | None = Field(0.2, ge=0, le=1)
+    max_equalized_odds_difference: float | None = Field(0.2, ge=0, le=1)
+
+
+class BehaviourCheck(_Strict):
+    """ "Raising monthly charges must not lower churn risk": a directional expectation."""
+
+    name: str
+    column: str
+    change: float = Field(description="added to the column (numeric)")
+    expect: Literal["increase", "decrease", "no_change"]
+    tolerance: float = Field(0.01, ge=0, description="allowed move against the expectation")
+    min_share: float = Field(0.95, ge=0, le=1, description="share of rows that must comply")
+
+
 class EvaluateParams(_Strict):
     threshold: float | Literal["auto"] = Field(
         "auto",
         description="decision threshold (binary): a number, or auto = the one that maximises "
         "the business KPI on the validation data",
     )
+    segments: list[str] = Field([], description="columns to slice test metrics by")
+    fairness: FairnessParams = FairnessParams()
+    behaviour: list[BehaviourCheck] = []
+    explain_rows: int = Field(20, ge=0, description="test rows explained one by one (SHAP)")
 
     @model_validator(mode="after")
     def _threshold_in_range(self) -> EvaluateParams:
@@ -331,6 +413,11 @@ class RegisterParams(_Strict):
         "regression": "rmse",
     }
     criteria: dict[Literal["classification", "regression"], dict[str, Bound]] = {}
+    approval: Literal["auto", "manual"] = Field(
+        "auto",
+        description="auto: a version that passes every gate is approved at once; manual: it "
+        "waits (pending) for `cycleml registry approve/reject`",
+    )
     beat_baseline_by: float | None = Field(
         0.05,
         ge=0,
@@ -379,6 +466,7 @@ class Params(_Strict):
     explore: ExploreParams = ExploreParams()
     featurize: FeaturizeParams = FeaturizeParams()
     split: SplitParams = SplitParams()
+    tune: TuneParams = TuneParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     register_: RegisterParams = Field(RegisterParams(), alias="register")

@@ -19,7 +19,7 @@ from cycleml.config import FeatureParams, TrainParams
 from cycleml.features import DerivedFeatures
 from cycleml.schema import Schema
 
-__all__ = ["build_preprocessor", "fit_pipeline", "predict_scores"]
+__all__ = ["build_preprocessor", "fit_pipeline", "predict_scores", "with_overrides"]
 
 
 def build_preprocessor(schema: Schema, features: FeatureParams) -> ColumnTransformer:
@@ -57,7 +57,21 @@ def build_preprocessor(schema: Schema, features: FeatureParams) -> ColumnTransfo
     )
 
 
-def _estimator(schema: Schema, params: TrainParams) -> Any:
+def with_overrides(params: TrainParams, xgboost: dict[str, Any]) -> TrainParams:
+    """``params`` with some ``train.xgboost`` values replaced (tuned ones, or a trial's)."""
+    return params.model_copy(update={"xgboost": params.xgboost.model_copy(update=xgboost)})
+
+
+def _sample_weight(schema: Schema, params: TrainParams, y: np.ndarray) -> np.ndarray | None:
+    """Inverse class frequency weights for ``train.imbalance: class_weight``, else None."""
+    if params.imbalance != "class_weight" or schema.task != "classification":
+        return None
+    counts = np.bincount(y, minlength=len(schema.classes)).astype("float64")
+    weights = len(y) / (len(schema.classes) * np.maximum(counts, 1))
+    return np.asarray(weights[y])
+
+
+def _estimator(schema: Schema, params: TrainParams, callbacks: list[Any] | None) -> Any:
     from xgboost import XGBClassifier, XGBRegressor
 
     common: dict[str, Any] = {
@@ -65,6 +79,7 @@ def _estimator(schema: Schema, params: TrainParams) -> Any:
         "random_state": params.seed,
         "tree_method": "hist",
         "early_stopping_rounds": params.early_stopping_rounds,
+        "callbacks": callbacks,
     }
     if schema.task == "regression":
         return XGBRegressor(objective="reg:squarederror", eval_metric="rmse", **common)
@@ -78,24 +93,29 @@ def fit_pipeline(
     params: TrainParams,
     train: pd.DataFrame,
     valid: pd.DataFrame,
+    callbacks: list[Any] | None = None,
 ) -> tuple[Pipeline, dict[str, list[float]]]:
     """Fit on train, early-stop on valid; return the pipeline and the learning curves.
 
     The preprocessor is fitted on train alone, then used to transform valid for XGBoost's
-    evaluation set, so nothing from valid leaks into the fitted preprocessing.
+    evaluation set, so nothing from valid leaks into the fitted preprocessing. ``callbacks``
+    are XGBoost training callbacks (tuning's pruning); they are removed before returning,
+    so the saved model holds none.
     """
     x_train, y_train = schema.feature_frame(train), schema.encode_target(train[schema.target])
     x_valid, y_valid = schema.feature_frame(valid), schema.encode_target(valid[schema.target])
     derive = DerivedFeatures(schema.derived)
     x_train, x_valid = derive.transform(x_train), derive.transform(x_valid)
     pre = build_preprocessor(schema, params.features).fit(x_train, y_train)
-    model = _estimator(schema, params)
+    model = _estimator(schema, params, callbacks)
     model.fit(
         pre.transform(x_train),
         y_train,
+        sample_weight=_sample_weight(schema, params, y_train),
         eval_set=[(pre.transform(x_train), y_train), (pre.transform(x_valid), y_valid)],
         verbose=False,
     )
+    model.set_params(callbacks=None)
     history = model.evals_result()
     curves = {
         name: [float(v) for v in next(iter(history[key].values()))]

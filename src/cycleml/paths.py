@@ -47,6 +47,10 @@ class Paths:
         return self.root / "models" / "model"
 
     @property
+    def best_params(self) -> Path:
+        return self.root / "models" / "best_params.json"
+
+    @property
     def baselines(self) -> Path:
         return self.root / "models" / "baselines.json"
 
