@@ -233,3 +233,144 @@ def summary(params: ParamsOption = Path("params.yaml")) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     app(args=argv if argv is not None else sys.argv[1:])
+
+
+# --- registry and lineage: not stages, but the registry's approval workflow -------------
+
+registry_app = typer.Typer(
+    help="The model registry with approval: list, approve, reject, promote, rollback.",
+    no_args_is_help=True,
+)
+app.add_typer(registry_app, name="registry")
+
+ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="why (recorded on the version)")]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="who decides (default: the current user)")
+]
+VersionArg = Annotated[str, typer.Argument(help="a version number, or an alias like @champion")]
+
+
+@contextmanager
+def _registry(params_file: Path) -> Iterator[tuple[Any, str]]:
+    """An MLflow client on the configured store and the model name; clear errors."""
+    from cycleml.config import ConfigError, load_params
+    from cycleml.registry import RegistryError
+    from cycleml.tracking import configure
+
+    try:
+        p = load_params(params_file)
+        yield configure(p.tracking, project_paths()), p.register_.model_name
+    except ConfigError as err:
+        err_console.print(f"[red]✗ invalid params[/]\n{err}")
+        raise typer.Exit(2) from None
+    except RegistryError as err:
+        err_console.print(f"[red]✗ {err}[/]")
+        raise typer.Exit(1) from None
+
+
+@registry_app.command("list")
+def registry_list(params: ParamsOption = Path("params.yaml")) -> None:
+    """Every version: aliases, approval status, decision and key test metrics."""
+    from rich.table import Table
+
+    from cycleml.registry import list_versions
+
+    with _registry(params) as (client, name):
+        rows = list_versions(client, name)
+    if not rows:
+        console.print(f"model {name!r} has no versions yet: run `dvc repro`")
+        return
+    table = Table(title=f"{name} — MLflow Model Registry")
+    for column in ("version", "aliases", "status", "decision", "test metrics", "created", "reason"):
+        table.add_column(column, overflow="fold")
+    colours = {"approved": "green", "rejected": "red", "pending": "yellow"}
+    for r in rows:
+        table.add_row(
+            r.version,
+            ", ".join(f"@{a}" for a in r.aliases),
+            f"[{colours.get(r.status, 'white')}]{r.status}[/]",
+            r.decision,
+            "  ".join(f"{k} {v:,.4g}" for k, v in r.metrics.items()),
+            r.created,
+            r.reason if len(r.reason) <= 70 else r.reason[:69] + "…",
+        )
+    console.print(table)
+
+
+@registry_app.command()
+def approve(
+    version: VersionArg,
+    reason: ReasonOption,
+    by: ByOption = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Approve a version (manual mode); it becomes champion if it beat the champion."""
+    from cycleml.registry import approve as do_approve
+
+    with _registry(params) as (client, name):
+        number, promoted = do_approve(client, name, version, reason, by)
+    console.print(
+        f"[green]✓[/] {name} v{number} approved"
+        + (" and promoted to @champion" if promoted else "")
+    )
+
+
+@registry_app.command()
+def reject(
+    version: VersionArg,
+    reason: ReasonOption,
+    by: ByOption = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Reject a version: it can never become champion."""
+    from cycleml.registry import reject as do_reject
+
+    with _registry(params) as (client, name):
+        number = do_reject(client, name, version, reason, by)
+    console.print(f"[yellow]✓[/] {name} v{number} rejected: {reason}")
+
+
+@registry_app.command()
+def promote(version: VersionArg, params: ParamsOption = Path("params.yaml")) -> None:
+    """Move @champion to an approved version (servers pick it up)."""
+    from cycleml.registry import promote as do_promote
+
+    with _registry(params) as (client, name):
+        number = do_promote(client, name, version)
+    console.print(f"[green]✓[/] {name} @champion -> v{number}")
+
+
+@registry_app.command()
+def rollback(params: ParamsOption = Path("params.yaml")) -> None:
+    """Give @champion back to the previous approved champion."""
+    from cycleml.registry import rollback as do_rollback
+
+    with _registry(params) as (client, name):
+        number = do_rollback(client, name)
+    console.print(f"[green]✓[/] {name} @champion rolled back to v{number}")
+
+
+@app.command()
+def lineage(
+    version: Annotated[str, typer.Argument(help="a version number or alias")] = "@champion",
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Which code, data and params made a version, and whether the workspace still matches."""
+    from cycleml.config import load_params
+    from cycleml.lineage import trace
+
+    with _registry(params) as (client, name):
+        found = trace(client, name, version, load_params(params), project_paths())
+    aliases = " ".join(f"@{a}" for a in found.aliases)
+    console.rule(f"[bold]{found.model} v{found.version}[/] {aliases} ({found.status})")
+    console.print(f"training run: {found.run_id}")
+    for check in found.checks:
+        mark = "[green]=[/]" if check.matches else "[yellow]≠[/]"
+        now = "" if check.matches else f"  (workspace: {check.current})"
+        console.print(f"  {mark} {check.what:<32} {check.recorded}{now}")
+    verdict = "matches" if found.workspace_matches else "differs from"
+    console.print(f"the workspace {verdict} what trained this version")
+    shown = {k: v for k, v in found.metrics.items() if k.startswith("test_")}
+    console.print("test metrics: " + ", ".join(f"{k[5:]} {v:,.4g}" for k, v in shown.items()))
+    key_params = {k: v for k, v in found.params.items() if k.startswith(("train.xgboost", "data"))}
+    console.print("params: " + ", ".join(f"{k}={v}" for k, v in sorted(key_params.items())))

@@ -21,7 +21,14 @@ from cycleml.paths import Paths
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["configure", "file_md5", "lineage_tags", "tracking_uri"]
+__all__ = [
+    "configure",
+    "dvc_lock_lineage",
+    "file_md5",
+    "git_output",
+    "lineage_tags",
+    "tracking_uri",
+]
 
 # Tools run offline: no telemetry calls from inside the pipeline.
 _QUIET_ENV = {
@@ -65,7 +72,7 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _git(root: Path, *args: str) -> str | None:
+def git_output(root: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
             ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=10
@@ -75,32 +82,31 @@ def _git(root: Path, *args: str) -> str | None:
     return out.stdout.strip()
 
 
-def _raw_data_lineage(paths: Paths) -> dict[str, str]:
+def dvc_lock_lineage(paths: Paths) -> dict[str, str]:
     """The data source's version as DVC recorded it, when ``dvc.lock`` has the ingest stage."""
     try:
         lock = yaml.safe_load(paths.dvc_lock.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return {}
-    tags = {}
     for out in lock.get("stages", {}).get("ingest", {}).get("outs", []):
-        if "md5" in out:
-            tags[f"cycleml.data.{Path(out['path']).stem}.dvc_md5"] = str(out["md5"])
-    return tags
+        if "md5" in out and Path(out["path"]) == paths.raw.relative_to(paths.root):
+            return {"cycleml.data.raw.dvc_md5": str(out["md5"])}
+    return {}
 
 
 def lineage_tags(params: Params, paths: Paths) -> dict[str, str]:
     """Tags for a run or a model version: git commit, data hashes, params hash."""
     tags: dict[str, str] = {"cycleml.params_hash": params_hash(params)}
-    commit = _git(paths.root, "rev-parse", "HEAD")
+    commit = git_output(paths.root, "rev-parse", "HEAD")
     if commit:
         tags["cycleml.git_commit"] = commit
         tags["mlflow.source.git.commit"] = commit
-        dirty = _git(paths.root, "status", "--porcelain", "--untracked-files=no")
+        dirty = git_output(paths.root, "status", "--porcelain", "--untracked-files=no")
         tags["cycleml.git_dirty"] = str(bool(dirty))
     for part in ("train", "valid", "test"):
         file = paths.split(part)
         if file.exists():
             tags[f"cycleml.data.{part}.md5"] = file_md5(file)
             tags[f"cycleml.data.{part}.path"] = str(file.relative_to(paths.root))
-    tags.update(_raw_data_lineage(paths))
+    tags.update(dvc_lock_lineage(paths))
     return tags

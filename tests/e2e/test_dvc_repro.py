@@ -64,7 +64,7 @@ def test_repro_registers_a_champion_with_lineage_then_is_up_to_date(repo: Path) 
 
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     raw_out = {o["path"]: o["md5"] for o in lock["stages"]["ingest"]["outs"]}
-    assert tags["cycleml.data.data.dvc_md5"] == raw_out["data/raw/data.parquet"]
+    assert tags["cycleml.data.raw.dvc_md5"] == raw_out["data/raw/data.parquet"]
     split_files = {
         f["relpath"]: f["md5"]
         for f in _dir_listing(repo, lock["stages"]["split"]["outs"], "data/split")

@@ -11,10 +11,12 @@ its old metrics). Otherwise it is the ``challenger``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cycleml import registry
 from cycleml.config import LOWER_IS_BETTER, Bound, GoalsParams, Params
 from cycleml.io import read_json, write_json
 from cycleml.metrics import better
@@ -24,10 +26,17 @@ from cycleml.schema import Schema
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["CHAMPION", "CHALLENGER", "Decision", "check_baseline", "check_criteria", "run"]
+__all__ = [
+    "CHAMPION",
+    "CHALLENGER",
+    "Decision",
+    "check_baseline",
+    "check_criteria",
+    "check_fairness",
+    "run",
+]
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+CHAMPION, CHALLENGER = registry.CHAMPION, registry.CHALLENGER
 
 
 @dataclass
@@ -40,6 +49,7 @@ class Decision:
     alias: str | None = None
     champion_version: str | None = None
     champion_score: float | None = None
+    status: str | None = None
     reasons: list[str] = field(default_factory=list)
 
 
@@ -90,6 +100,18 @@ def check_baseline(baselines: dict[str, Any], margin: float | None) -> list[str]
     ]
 
 
+def check_fairness(summary_file: Path) -> list[str]:
+    """The fairness limits (evaluate.fairness) the model breaks, from evaluate's summary."""
+    if not summary_file.exists():
+        return []
+    summary = read_json(summary_file)
+    return [
+        f"fairness: {v['metric']} for {v['column']!r} is {v['value']:.3f}, above the limit "
+        f"{v['limit']:g} (evaluate.fairness)"
+        for v in summary.get("violations", [])
+    ]
+
+
 def _rescore_champion(
     version: Any, schema: Schema, test: pd.DataFrame, metric: str, goals: GoalsParams
 ) -> tuple[float | None, str]:
@@ -137,7 +159,8 @@ def run(params: Params, paths: Paths) -> Decision:
         primary_metric=metric,
         candidate=metrics[metric],
         reasons=check_criteria(metrics, cfg.criteria.get(schema.task, {}))
-        + check_baseline(read_json(paths.metrics("baselines")), cfg.beat_baseline_by),
+        + check_baseline(read_json(paths.metrics("baselines")), cfg.beat_baseline_by)
+        + check_fairness(paths.metrics("fairness")),
     )
     if decision.reasons:
         write_json(paths.report("register.json"), asdict(decision))
@@ -157,34 +180,59 @@ def run(params: Params, paths: Paths) -> Decision:
 
     champion = _current_champion(client, cfg.model_name)
     if champion is not None and str(champion.version) == decision.version:
-        decision.alias = CHAMPION
+        decision.alias, decision.status = CHAMPION, registry.APPROVED
         decision.reasons.append(f"v{decision.version} is already the champion")
-    elif champion is None:
-        decision.alias = CHAMPION
+        write_json(paths.report("register.json"), asdict(decision))
+        return decision
+    wins = True
+    if champion is None:
         decision.reasons.append("no champion yet")
     else:
         test = pd.read_parquet(paths.split("test"))
         old_score, why = _rescore_champion(champion, schema, test, metric, params.goals)
         decision.champion_version, decision.champion_score = str(champion.version), old_score
         decision.reasons.append(why)
-        if old_score is None or better(metric, decision.candidate, old_score):
-            decision.alias = CHAMPION
-            if old_score is not None:
-                decision.reasons.append(
-                    f"{metric} {decision.candidate:.4f} beats the champion's {old_score:.4f}"
-                )
-        else:
-            decision.alias = CHALLENGER
+        wins = old_score is None or better(metric, decision.candidate, old_score)
+        if old_score is not None:
+            verb = "beats" if wins else "does not beat"
             decision.reasons.append(
-                f"{metric} {decision.candidate:.4f} does not beat the champion's {old_score:.4f}"
+                f"{metric} {decision.candidate:.4f} {verb} the champion's {old_score:.4f}"
             )
-
-    client.set_registered_model_alias(cfg.model_name, decision.alias, decision.version)
-    client.set_model_version_tag(
-        cfg.model_name, decision.version, "cycleml.decision", decision.alias
-    )
-    client.set_model_version_tag(
-        cfg.model_name, decision.version, "cycleml.reasons", "; ".join(decision.reasons)
-    )
+    _decide(client, cfg.model_name, decision, wins, cfg.approval)
     write_json(paths.report("register.json"), asdict(decision))
     return decision
+
+
+def _decide(client: MlflowClient, name: str, decision: Decision, wins: bool, mode: str) -> None:
+    """Approve and promote (auto), or leave pending for a person (manual)."""
+    version = str(decision.version)
+    if mode == "auto":
+        decision.status = registry.APPROVED
+        registry.set_status(
+            client,
+            name,
+            version,
+            registry.APPROVED,
+            "passed every gate (automatic approval)",
+            by="cycleml register",
+        )
+        decision.alias = CHAMPION if wins else CHALLENGER
+    else:
+        decision.status = registry.PENDING
+        registry.set_status(
+            client,
+            name,
+            version,
+            registry.PENDING,
+            "waiting for `cycleml registry approve` or `reject`",
+            by="cycleml register",
+        )
+        decision.alias = CHALLENGER
+        decision.reasons.append("manual approval: pending until a person decides")
+    tag = CHAMPION if wins and mode == "auto" else ("champion-candidate" if wins else CHALLENGER)
+    client.set_model_version_tag(name, version, "cycleml.decision", tag)
+    client.set_model_version_tag(name, version, "cycleml.reasons", "; ".join(decision.reasons))
+    if decision.alias == CHAMPION:
+        registry.promote(client, name, version)
+    else:
+        client.set_registered_model_alias(name, CHALLENGER, version)

@@ -1,0 +1,211 @@
+"""The model registry with approval, on MLflow's registry (aliases and version tags).
+
+Each registered version carries a status, ``pending`` / ``approved`` / ``rejected``, with
+who set it, when and why (tags ``cycleml.status*``). Only an approved version can hold the
+``champion`` alias, the one every server loads; the registered model keeps the history of
+champions (tag ``cycleml.champion_history``) so ``rollback`` can step back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = [
+    "APPROVED",
+    "CHALLENGER",
+    "CHAMPION",
+    "PENDING",
+    "REJECTED",
+    "RegistryError",
+    "VersionRow",
+    "approve",
+    "champion_version",
+    "list_versions",
+    "promote",
+    "reject",
+    "resolve",
+    "rollback",
+    "set_status",
+]
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+_HISTORY = "cycleml.champion_history"
+
+
+class RegistryError(ValueError):
+    """A registry action that would break a rule (e.g. promoting an unapproved version)."""
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: str
+    aliases: list[str]
+    status: str
+    decision: str
+    metrics: dict[str, float]
+    created: str
+    reason: str
+    run_id: str
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def resolve(client: MlflowClient, name: str, ref: str) -> Any:
+    """A version by number (``3``) or alias (``@champion`` / ``champion``)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if ref.lstrip("@").isdigit():
+            return client.get_model_version(name, ref.lstrip("@"))
+        return client.get_model_version_by_alias(name, ref.lstrip("@"))
+    except MlflowException:
+        raise RegistryError(
+            f"model {name!r} has no version {ref!r}; see `cycleml registry list`"
+        ) from None
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def set_status(
+    client: MlflowClient, name: str, version: str, status: str, reason: str, by: str | None = None
+) -> None:
+    for key, value in {
+        "cycleml.status": status,
+        "cycleml.status_reason": reason,
+        "cycleml.status_by": _who(by),
+        "cycleml.status_at": _now(),
+    }.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
+def _history(client: MlflowClient, name: str) -> list[str]:
+    raw = client.get_registered_model(name).tags.get(_HISTORY, "")
+    return [v for v in raw.split(",") if v]
+
+
+def promote(client: MlflowClient, name: str, ref: str) -> str:
+    """Move ``champion`` to an approved version; the old champion stays in the history."""
+    version = resolve(client, name, ref)
+    number = str(version.version)
+    status = version.tags.get("cycleml.status", PENDING)
+    if status != APPROVED:
+        raise RegistryError(
+            f"v{number} is {status}, not approved: approve it first "
+            f"(`cycleml registry approve {number} --reason ...`)"
+        )
+    current = champion_version(client, name)
+    if current == number:
+        return number
+    client.set_registered_model_alias(name, CHAMPION, number)
+    if version.aliases and CHALLENGER in version.aliases:
+        client.delete_registered_model_alias(name, CHALLENGER)
+    history = [*_history(client, name), number]
+    client.set_registered_model_tag(name, _HISTORY, ",".join(history[-50:]))
+    return number
+
+
+def rollback(client: MlflowClient, name: str) -> str:
+    """Give ``champion`` back to the previous approved champion."""
+    history = _history(client, name)
+    current = champion_version(client, name)
+    while history and history[-1] == current:
+        history.pop()
+    for candidate in reversed(history):
+        version = client.get_model_version(name, candidate)
+        if version.tags.get("cycleml.status") == APPROVED:
+            client.set_registered_model_alias(name, CHAMPION, candidate)
+            keep = history[: history.index(candidate) + 1]
+            client.set_registered_model_tag(name, _HISTORY, ",".join(keep))
+            return candidate
+    raise RegistryError(f"model {name!r} has no earlier approved champion to roll back to")
+
+
+def approve(
+    client: MlflowClient, name: str, ref: str, reason: str, by: str | None = None
+) -> tuple[str, bool]:
+    """Approve a version; promote it when register found it better than the champion.
+
+    Returns the version and whether it became the champion.
+    """
+    version = resolve(client, name, ref)
+    number = str(version.version)
+    if version.tags.get("cycleml.status") == REJECTED:
+        raise RegistryError(f"v{number} was rejected; register a new version instead")
+    set_status(client, name, number, APPROVED, reason, by)
+    if version.tags.get("cycleml.decision") in {CHAMPION, "champion-candidate"}:
+        promote(client, name, number)
+        return number, True
+    return number, False
+
+
+def reject(client: MlflowClient, name: str, ref: str, reason: str, by: str | None = None) -> str:
+    version = resolve(client, name, ref)
+    number = str(version.version)
+    if champion_version(client, name) == number:
+        raise RegistryError(
+            f"v{number} is the champion: `cycleml registry rollback` (or promote another) first"
+        )
+    set_status(client, name, number, REJECTED, reason, by)
+    if CHALLENGER in (version.aliases or []):
+        client.delete_registered_model_alias(name, CHALLENGER)
+    return number
+
+
+_SHOWN_METRICS = (
+    "test_roc_auc",
+    "test_f1",
+    "test_profit",
+    "test_rmse",
+    "test_r2",
+    "test_error_cost",
+)
+
+
+def list_versions(client: MlflowClient, name: str) -> list[VersionRow]:
+    """Every version, newest first, with aliases, status and key test metrics."""
+    aliases: dict[str, list[str]] = {}
+    for alias, number in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(number), []).append(alias)
+    rows = []
+    for v in client.search_model_versions(f"name = '{name}'"):
+        tags = v.tags or {}
+        metrics = {k.removeprefix("test_"): float(tags[k]) for k in _SHOWN_METRICS if k in tags}
+        created = dt.datetime.fromtimestamp(v.creation_timestamp / 1000, dt.UTC)
+        rows.append(
+            VersionRow(
+                version=str(v.version),
+                aliases=sorted(aliases.get(str(v.version), [])),
+                status=tags.get("cycleml.status", PENDING),
+                decision=tags.get("cycleml.decision", ""),
+                metrics=metrics,
+                created=created.strftime("%Y-%m-%d %H:%M"),
+                reason=tags.get("cycleml.status_reason", tags.get("cycleml.reasons", "")),
+                run_id=str(v.run_id),
+            )
+        )
+    return sorted(rows, key=lambda r: int(r.version), reverse=True)
