@@ -54,5 +54,6 @@ lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml's ranges
 	$(BIN)/python -m pip install --quiet "uv>=0.4"
 	$(BIN)/uv pip compile pyproject.toml --extra dev --quiet --python-version 3.11 -o requirements.lock
 
-clean: ## remove generated state (pipeline outputs, MLflow store); keeps .venv
-	rm -rf data models metrics plots reports mlruns mlflow.db dvc.lock
+clean: ## remove generated state (pipeline outputs, MLflow and Optuna stores); keeps .venv and data/external
+	rm -rf data/raw data/interim data/split models metrics plots reports dvc_plots
+	rm -rf mlruns mlflow.db optuna.db dvc.lock

@@ -39,6 +39,7 @@ def small_params(rows: int = 2000, **overrides: Any) -> dict[str, Any]:
     raw = repo_params()
     raw["data"]["source"]["rows"] = rows
     raw["train"]["xgboost"]["n_estimators"] = 60
+    raw["tune"]["enabled"] = False  # tests that tune turn it on themselves
     for dotted, value in overrides.items():
         node = raw
         *parents, leaf = dotted.split("__")
@@ -88,6 +89,7 @@ class Project:
             register,
             split,
             train,
+            tune,
             validate,
         )
 
@@ -97,6 +99,7 @@ class Project:
             "explore": lambda: explore.run(params.tracking, self.paths),
             "split": lambda: split.run(params.split, self.paths),
             "frame": lambda: frame.run(params.frame, params.goals, self.paths),
+            "tune": lambda: tune.run(params, self.paths),
             "train": lambda: train.run(params, self.paths),
             "evaluate": lambda: evaluate.run(params, self.paths),
             "register": lambda: register.run(params, self.paths),

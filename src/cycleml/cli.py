@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -38,21 +38,23 @@ ParamsOption = Annotated[
 
 
 @contextmanager
-def _stage(name: str, params_file: Path) -> Iterator[tuple[Params, Paths]]:
+def _stage(name: str, params_file: Path, spinner: bool = True) -> Iterator[tuple[Params, Paths]]:
     """Load params and paths, show a spinner, turn known errors into clear exits."""
     from cycleml.baselines import RuleError
     from cycleml.config import ConfigError, load_params
     from cycleml.stages.ingest import IngestError
+    from cycleml.stages.tune import TuneError
     from cycleml.stages.validate import ValidationFailed
 
     try:
         params = load_params(params_file)
-        with console.status(f"[bold]{name}[/]…"):
+        # a stage with its own progress bar (tune) runs without the spinner
+        with console.status(f"[bold]{name}[/]…") if spinner else nullcontext():
             yield params, project_paths()
     except ConfigError as err:
         err_console.print(f"[red]✗ {name}: invalid params[/]\n{err}")
         raise typer.Exit(2) from None
-    except (IngestError, ValidationFailed, RuleError) as err:
+    except (IngestError, ValidationFailed, RuleError, TuneError) as err:
         err_console.print(f"[red]✗ {name} failed:[/] {err}")
         raise typer.Exit(1) from None
     except FileNotFoundError as err:
@@ -130,6 +132,16 @@ def frame(params: ParamsOption = Path("params.yaml")) -> None:
 
 
 @app.command()
+def tune(params: ParamsOption = Path("params.yaml")) -> None:
+    """Search train.xgboost with Optuna on validation data; write models/best_params.json."""
+    from cycleml.stages import tune as stage
+
+    with _stage("tune", params, spinner=False) as (p, paths):
+        result = stage.run(p, paths)
+    _show(f"tune ({result.objective})" if result.enabled else "tune (disabled)", result.lines())
+
+
+@app.command()
 def train(params: ParamsOption = Path("params.yaml")) -> None:
     """Fit the pipeline (preprocessing + XGBoost), log the run and model to MLflow."""
     from cycleml.stages import train as stage
@@ -142,6 +154,7 @@ def train(params: ParamsOption = Path("params.yaml")) -> None:
             f"best iteration {summary['best_iteration']}: train loss "
             f"{summary['train_loss']:.4f}, valid loss {summary['valid_loss']:.4f}",
             f"model: {summary['model_uri']} (and {paths.model_dir})",
+            f"fit: {summary['fit']['verdict']}: {summary['fit']['advice']}",
         ],
     )
 
@@ -161,8 +174,30 @@ def evaluate(params: ParamsOption = Path("params.yaml")) -> None:
             f"baselines ({baselines['kpi']}): "
             + ", ".join(f"{k} {v:,.2f}" for k, v in baselines["test"].items()),
             baselines["verdict"],
+            *_in_depth_lines(result["reports"]),
         ],
     )
+
+
+def _in_depth_lines(reports: dict[str, Any]) -> list[str]:
+    lines = []
+    fairness = reports["fairness"]
+    if "skipped" not in fairness:
+        breaks = fairness["violations"]
+        lines.append(
+            "fairness: " + ("within limits" if not breaks else f"{len(breaks)} limit(s) broken")
+        )
+        lines += [f"  [red]✗[/] {v['column']}: {v['metric']} {v['value']:.3f}" for v in breaks]
+    for check in reports["behaviour"]:
+        if "skipped" in check:
+            lines.append(f"behaviour {check['name']}: skipped ({check['skipped']})")
+        else:
+            mark = "[green]✓[/]" if check["passed"] else "[red]✗[/]"
+            lines.append(
+                f"behaviour {mark} {check['name']}: {check['share_ok']:.1%} of rows as expected"
+                f" (needs {check['min_share']:.0%})"
+            )
+    return lines
 
 
 @app.command()

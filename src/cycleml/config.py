@@ -213,6 +213,13 @@ class ValidateParams(_Strict):
         "first run and enforced after; a path; or null for none",
     )
     range_tolerance: float = Field(0.1, ge=0, description="for inferred contract ranges")
+    drift_error_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="out-of-range values or new categories in more than this share of rows "
+        "break the contract (fewer are warnings)",
+    )
     pii_columns: list[str] = Field([], description="columns known to hold personal data")
     detect_pii: bool = Field(True, description="also find PII by column name and values")
     max_leakage_score: float = Field(

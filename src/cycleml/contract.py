@@ -24,6 +24,9 @@ from cycleml.io import write_text
 __all__ = ["ColumnContract", "Contract", "Violation", "check", "contract_path", "infer"]
 
 _MAX_CATEGORIES = 50
+# an inferred contract allows twice the observed missing share plus this, so the next
+# sample of a healthy source passes (a column with no gaps today may have a few tomorrow)
+_MISSING_SLACK = 0.05
 
 
 class ColumnContract(BaseModel):
@@ -96,7 +99,7 @@ def infer(frame: pd.DataFrame, range_tolerance: float = 0.1) -> Contract:
         kind = _kind(s)
         missing = float(s.isna().mean())
         spec = ColumnContract(
-            type=kind, max_missing=round(min(1.0, missing * 2 + 0.05), 4) if missing else 0.0
+            type=kind, max_missing=round(min(1.0, missing * 2 + _MISSING_SLACK), 4)
         )
         present = s.dropna()
         if kind == "numeric" and len(present):
@@ -126,9 +129,10 @@ def load(path: Path) -> Contract:
 def _pandera_schema(contract: Contract, frame: pd.DataFrame) -> Any:
     import pandera.pandas as pa
 
-    dtypes = {
+    # datetimes are checked by kind, not exact dtype: ns/us units and time zones all pass
+    dtypes: dict[str, Any] = {
         "numeric": float,
-        "datetime": "datetime64[ns]",
+        "datetime": None,
         "boolean": bool,
         "categorical": object,
     }
@@ -148,6 +152,14 @@ def _pandera_schema(contract: Contract, frame: pd.DataFrame) -> Any:
             checks.append(pa.Check.in_range(low, high, name=f"range[{low:.4g}, {high:.4g}]"))
         if spec.categories is not None:
             checks.append(pa.Check.isin(spec.categories, name="categories"))
+        if spec.type == "datetime":
+            checks.append(
+                pa.Check(
+                    lambda s: bool(pd.api.types.is_datetime64_any_dtype(s)),
+                    element_wise=False,
+                    name="dtype=datetime",
+                )
+            )
         coerce = spec.type == "numeric" and pd.api.types.is_numeric_dtype(
             frame.get(name, pd.Series(dtype=float))
         )
@@ -157,7 +169,7 @@ def _pandera_schema(contract: Contract, frame: pd.DataFrame) -> Any:
     return pa.DataFrameSchema(columns, strict=False)
 
 
-def check(frame: pd.DataFrame, contract: Contract) -> list[Violation]:
+def check(frame: pd.DataFrame, contract: Contract, error_share: float = 0.01) -> list[Violation]:
     """Every way ``frame`` breaks ``contract``: missing columns, wrong types and too many
     missing values are errors; out-of-range values and unknown categories are warnings
     (drift to watch, not a broken extract) unless more than 1% of rows are affected."""
@@ -166,11 +178,11 @@ def check(frame: pd.DataFrame, contract: Contract) -> list[Violation]:
     try:
         _pandera_schema(contract, frame).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
-        return _violations(err.failure_cases, len(frame))
+        return _violations(err.failure_cases, len(frame), error_share)
     return []
 
 
-def _violations(cases: pd.DataFrame, rows: int) -> list[Violation]:
+def _violations(cases: pd.DataFrame, rows: int, error_share: float) -> list[Violation]:
     out = []
     for (column, rule), group in cases.groupby(["column", "check"], dropna=False, sort=False):
         column = (
@@ -187,7 +199,7 @@ def _violations(cases: pd.DataFrame, rows: int) -> list[Violation]:
             in_range = str(rule).startswith(("in_range", "range"))
             what = "outside the range" if in_range else "not an allowed category"
             share = len(group) / max(rows, 1)
-            severity: Literal["error", "warning"] = "error" if share > 0.01 else "warning"
+            severity: Literal["error", "warning"] = "error" if share > error_share else "warning"
             detail = f"{len(group):,} value(s) {what} {str(rule).removeprefix('in_range')}"
             out.append(
                 Violation(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Schema", "label_key"]
+__all__ = ["Schema", "label_key", "row_keys"]
 
 
 def label_key(value: Any) -> str:
@@ -111,3 +111,14 @@ class Schema(BaseModel):
         """Class indices back to labels."""
         labels: np.ndarray = np.asarray(self.classes, dtype=object)[encoded]
         return labels
+
+
+def row_keys(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
+    """A 64-bit key per row: its id columns when it has them, else its inputs and target.
+
+    Register uses it to leave out test rows a champion trained on.
+    """
+    ids = [c for c in schema.id_columns if c in frame.columns]
+    columns = ids or [c for c in [*schema.inputs, schema.target] if c in frame.columns]
+    hashed = pd.util.hash_pandas_object(frame[columns], index=False)
+    return np.asarray(hashed.to_numpy(dtype="uint64"))

@@ -50,6 +50,7 @@ def test_repro_registers_a_champion_with_lineage_then_is_up_to_date(repo: Path) 
         "explore",
         "split",
         "frame",
+        "tune",
         "train",
         "evaluate",
         "register",

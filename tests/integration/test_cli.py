@@ -20,7 +20,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_stage(tmp_path: Path) -> None:
     result = run("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for stage in ("ingest", "validate", "explore", "split", "frame", "train", "evaluate"):
+    for stage in ("ingest", "validate", "explore", "split", "frame", "tune", "train", "evaluate"):
         assert stage in result.stdout
 
 
@@ -67,6 +67,7 @@ def test_make_ui_serves_the_registry_over_http(tmp_path: Path) -> None:
         "explore",
         "split",
         "frame",
+        "tune",
         "train",
         "evaluate",
         "register",

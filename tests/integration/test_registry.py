@@ -94,3 +94,31 @@ def test_lineage_of_the_champion_matches_the_workspace(project: Project) -> None
     project.paths.split("train").write_bytes(b"changed")
     stale = trace(client, NAME, "1", params, project.paths)
     assert not stale.workspace_matches
+
+
+def test_champion_is_not_flattered_by_its_own_training_rows(project: Project) -> None:
+    raw = small_params()
+    project.run_stages(project.write_params(raw))
+    raw["split"]["seed"] = 7  # a new split of the same rows: most of test trained the champion
+    resplit = project.run_stages(
+        project.write_params(raw), "split", "frame", "train", "evaluate", "register"
+    )
+    decision = resplit["register"]
+    assert "unseen by the champion v1: not comparable" in decision.reasons[0]
+    assert decision.alias == "challenger"  # not comparable: the champion is kept
+    assert registry.champion_version(client_of(project), NAME) == "1"
+
+
+def test_an_unusable_primary_metric_is_a_clear_params_error(project: Project) -> None:
+    from cycleml.config import ConfigError
+
+    raw = small_params()
+    raw["register"]["primary_metric"]["classification"] = "profit"
+    params = project.write_params(raw)
+    project.run_stages(params)
+    raw["register"]["primary_metric"]["regression"] = "within_band"  # no error_band set
+    raw["data"] = {"source": raw["data"]["source"], "target": "tenure_months"}
+    raw["task"] = "regression"
+    params = project.write_params(raw)
+    with pytest.raises(ConfigError, match="register.primary_metric.regression"):
+        project.run_stages(params)

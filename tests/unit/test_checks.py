@@ -31,9 +31,10 @@ def churn_like(n: int = 600) -> pd.DataFrame:
 
 def test_pii_by_declared_list_name_and_value() -> None:
     data = churn_like().assign(
-        full_name="Ann Lee",
+        full_name=[f"Ann Lee {i}" for i in range(600)],
+        Street=["Pave", "Grvl"] * 300,  # a housing feature, not an address
         contact=[f"user{i}@example.com" for i in range(600)],
-        home_phone="+44 20 7946 0958",
+        home_phone=[f"+44 20 7946 {i:04d}" for i in range(600)],
         notes="ok",
         phone_service="Yes",
         card=[f"4111 1111 1111 {i:04d}" for i in range(600)],

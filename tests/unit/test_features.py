@@ -82,7 +82,7 @@ def test_validate_skips_absent_sources_and_refuses_pii_sources() -> None:
     derived = [
         DerivedFeature(name="ok", kind="product", columns=["x", "x"]),
         DerivedFeature(name="absent", kind="ratio", columns=["x", "nope"]),
-        DerivedFeature(name="leaky_pii", kind="interaction", columns=["email", "y"]),
+        DerivedFeature(name="leaky_pii", kind="interaction", columns=["email", "x"]),
     ]
     params = DataParams(source=DemoSource(kind="demo"), target="y")
     schema, report = validate(data, params, "auto", ValidateParams(), derived=derived)
@@ -90,3 +90,13 @@ def test_validate_skips_absent_sources_and_refuses_pii_sources() -> None:
     assert schema.model_numeric == ["x", "ok"]
     notes = {f.column: f.detail for f in report.findings}
     assert "absent" in notes["absent"] and "refused" in notes["leaky_pii"]
+
+    from_target = [DerivedFeature(name="x_y", kind="interaction", columns=["x", "y"])]
+    schema, report = validate(data, params, "auto", ValidateParams(), derived=from_target)
+    assert schema.derived == []
+    assert any("built from the target 'y'" in f.detail for f in report.findings)
+    leaky = data.assign(refund=(data["y"] == "b").astype(float) * 10)
+    ratio = [DerivedFeature(name="refund_x", kind="product", columns=["refund", "refund"])]
+    schema, report = validate(leaky, params, "auto", ValidateParams(), derived=ratio)
+    assert schema.derived == []
+    assert any(f.column == "refund_x" and f.severity == "dropped" for f in report.findings)

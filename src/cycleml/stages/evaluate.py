@@ -138,6 +138,45 @@ def _baseline_summary(
     }
 
 
+def in_depth(
+    model: Pipeline,
+    schema: Schema,
+    test: pd.DataFrame,
+    threshold: float,
+    params: Params,
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Calibration, gains, segments, fairness, explanations and behaviour on ``test``.
+
+    Returns the tables for ``dvc plots`` and the JSON reports (fairness limits are
+    register gates; behaviour checks are reported).
+    """
+    from cycleml import analysis
+
+    cfg = params.evaluate
+    y = schema.encode_target(test[schema.target])
+    scores = predict_scores(model, schema, test)
+    decided = _decisions(schema, scores, threshold)
+    tables: dict[str, pd.DataFrame] = {}
+    reports: dict[str, Any] = {}
+    if schema.is_binary:
+        tables["calibration.csv"] = analysis.calibration(y, scores[:, 1])
+        reports["brier_score"] = analysis.brier_score(y, scores[:, 1])
+        if y.any():
+            tables["gains.csv"] = analysis.gains(y, scores[:, 1])
+    segments, notes = analysis.segment_metrics(
+        test, schema, scores, threshold, list(cfg.segments), params.goals
+    )
+    reports["segments"] = {"rows": analysis.to_records(segments), "notes": notes}
+    reports["fairness"] = analysis.fairness(
+        test, schema, y, decided, list(cfg.fairness.sensitive), cfg.fairness
+    )
+    importance, per_row = analysis.explanations(model, schema, test, cfg.explain_rows)
+    tables["importance.csv"] = importance
+    reports["explanations"] = analysis.to_records(per_row)
+    reports["behaviour"] = analysis.behaviour_checks(model, schema, test, list(cfg.behaviour))
+    return tables, reports
+
+
 def run(params: Params, paths: Paths) -> dict[str, Any]:
     import mlflow
 
@@ -161,12 +200,26 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     )
     write_json(paths.metrics("baselines"), baselines)
 
+    tables, reports = in_depth(model, schema, test, threshold, params)
+    for name, table in tables.items():
+        write_csv(paths.plot(f"evaluate/{name}"), table)
+    write_json(paths.metrics("fairness"), reports["fairness"])
+    for name in ("segments", "explanations", "behaviour"):
+        write_json(paths.report(f"evaluate/{name}.json"), reports[name])
+
     configure(params.tracking, paths)
     run_id = read_json(paths.train_run)["run_id"]
     logged = {f"test_{k}": v for k, v in metrics.items()}
     logged.update({f"valid_{k}": v for k, v in valid_metrics.items()})
     logged.update({f"baseline_{k}_{kpi}": v for k, v in baselines["test"].items()})
+    if "brier_score" in reports:
+        logged["test_brier_score"] = reports["brier_score"]
+    failed = [c["name"] for c in reports["behaviour"] if c.get("passed") is False]
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_metrics({k: v for k, v in logged.items() if np.isfinite(v)})
+        mlflow.log_metrics({k: v for k, v in logged.items() if v is not None and np.isfinite(v)})
         mlflow.set_tag("cycleml.baseline_verdict", baselines["verdict"])
-    return {"metrics": metrics, "baselines": baselines}
+        mlflow.set_tag("cycleml.behaviour_failed", ",".join(failed) or "none")
+        mlflow.log_artifacts(str(paths.plot("evaluate")), artifact_path="evaluate")
+        mlflow.log_artifacts(str(paths.report("evaluate")), artifact_path="evaluate")
+        mlflow.log_artifact(str(paths.metrics("fairness")), artifact_path="evaluate")
+    return {"metrics": metrics, "baselines": baselines, "reports": reports}

@@ -14,14 +14,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from cycleml import registry
-from cycleml.config import LOWER_IS_BETTER, Bound, GoalsParams, Params
+from cycleml.config import LOWER_IS_BETTER, Bound, ConfigError, Params
 from cycleml.io import read_json, write_json
 from cycleml.metrics import better
 from cycleml.paths import Paths
-from cycleml.schema import Schema
+from cycleml.schema import Schema, row_keys
+from cycleml.stages.train import SEEN_ROWS
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -37,6 +39,9 @@ __all__ = [
 ]
 
 CHAMPION, CHALLENGER = registry.CHAMPION, registry.CHALLENGER
+# A fair comparison needs enough test rows the champion never saw.
+_MIN_COMPARISON_ROWS = 30
+_MIN_COMPARISON_SHARE = 0.1
 
 
 @dataclass
@@ -112,35 +117,85 @@ def check_fairness(summary_file: Path) -> list[str]:
     ]
 
 
-def _rescore_champion(
-    version: Any, schema: Schema, test: pd.DataFrame, metric: str, goals: GoalsParams
-) -> tuple[float | None, str]:
-    """The champion's ``metric`` on today's test data, or None with the reason it can't."""
+@dataclass
+class Comparison:
+    """The candidate against the champion on test rows the champion never trained on."""
+
+    verdict: str  # wins | loses | replaces (a different problem) | unknown (keep champion)
+    why: str
+    champion: float | None = None
+    candidate: float | None = None
+    rows: int = 0
+
+
+def _compare(
+    version: Any, schema: Schema, test: pd.DataFrame, metric: str, params: Params, paths: Paths
+) -> Comparison:
+    """Re-score the champion and the candidate on the same rows, unseen by the champion.
+
+    Rows the champion trained or early-stopped on (after a re-split or a new data version
+    they can land in today's test set) are left out, so an old model is not flattered by
+    its own training data. A champion for another problem is replaced; one that cannot be
+    scored fairly (too few unseen rows, a load failure) is kept.
+    """
     import mlflow
     import mlflow.sklearn
 
-    from cycleml.stages.evaluate import _DEFAULT_THRESHOLD, evaluate
+    from cycleml.stages.evaluate import _DEFAULT_THRESHOLD, evaluate, load_local_model
 
+    label = f"champion v{version.version}"
     try:
         old_schema = Schema.model_validate(
             mlflow.artifacts.load_dict(f"runs:/{version.run_id}/schema.json")
         )
     except Exception as err:  # noqa: BLE001 - any failure means "not comparable"
-        return None, f"champion v{version.version} has no readable schema ({type(err).__name__})"
+        return Comparison("unknown", f"{label} has no readable schema ({type(err).__name__})")
     if (old_schema.task, old_schema.target, old_schema.classes) != (
         schema.task,
         schema.target,
         schema.classes,
     ):
-        return None, f"champion v{version.version} was trained for a different problem"
-    missing = [c for c in old_schema.features if c not in test.columns]
+        return Comparison("replaces", f"{label} was trained for a different problem")
+    missing = [c for c in old_schema.inputs if c not in test.columns]
     if missing:
-        return None, f"champion v{version.version} needs columns the data lacks: {missing}"
-    model = mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
-    # the champion decides with its own threshold, chosen when it was evaluated
-    threshold = float(version.tags.get("test_decision_threshold", _DEFAULT_THRESHOLD))
-    metrics, _ = evaluate(model, old_schema, test, threshold, goals)
-    return metrics[metric], f"champion v{version.version} re-scored on the same test data"
+        return Comparison("replaces", f"{label} needs columns the data lacks: {missing}")
+    seen = _seen_rows(version.run_id)
+    unseen = test[~np.isin(row_keys(test, old_schema), seen)] if seen is not None else test
+    if len(unseen) < max(_MIN_COMPARISON_ROWS, _MIN_COMPARISON_SHARE * len(test)):
+        return Comparison(
+            "unknown", f"only {len(unseen)} test rows are unseen by the {label}: not comparable"
+        )
+    try:
+        champion = mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
+        # each model decides with its own threshold, chosen when it was evaluated
+        old_cut = float(version.tags.get("test_decision_threshold", _DEFAULT_THRESHOLD))
+        old, _ = evaluate(champion, old_schema, unseen, old_cut, params.goals)
+        new_cut = read_json(paths.metrics("evaluate")).get("decision_threshold")
+        new, _ = evaluate(
+            load_local_model(paths), schema, unseen, new_cut or _DEFAULT_THRESHOLD, params.goals
+        )
+    except Exception as err:  # noqa: BLE001 - a champion that cannot score is kept, not crashed on
+        return Comparison(
+            "unknown", f"{label} could not be re-scored ({type(err).__name__}: {err})"
+        )
+    verdict = "wins" if better(metric, new[metric], old[metric]) else "loses"
+    verb = "beats" if verdict == "wins" else "does not beat"
+    why = (
+        f"on {len(unseen):,} test rows the {label} never trained on, {metric} "
+        f"{new[metric]:.4f} {verb} the champion's {old[metric]:.4f}"
+    )
+    return Comparison(verdict, why, old[metric], new[metric], len(unseen))
+
+
+def _seen_rows(run_id: str) -> np.ndarray | None:
+    """Keys of the rows a run trained and early-stopped on (None for runs that predate it)."""
+    import mlflow
+
+    try:
+        local = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{SEEN_ROWS}")
+    except Exception:  # noqa: BLE001 - older runs have no such artifact
+        return None
+    return np.asarray(pd.read_parquet(local)["key"].to_numpy())
 
 
 def run(params: Params, paths: Paths) -> Decision:
@@ -153,6 +208,11 @@ def run(params: Params, paths: Paths) -> Decision:
     trained = read_json(paths.train_run)
     cfg = params.register_
     metric = cfg.primary_metric[schema.task]
+    if metric not in metrics or metrics[metric] is None:
+        raise ConfigError(
+            f"register.primary_metric.{schema.task}: {metric!r} is not available for this "
+            f"problem; choose one of {', '.join(k for k, v in metrics.items() if v is not None)}"
+        )
     decision = Decision(
         model_name=cfg.model_name,
         registered=False,
@@ -167,19 +227,10 @@ def run(params: Params, paths: Paths) -> Decision:
         return decision
 
     client = configure(params.tracking, paths)
-    tags = {
-        **lineage_tags(params, paths),
-        **{f"test_{k}": f"{v:.6g}" for k, v in metrics.items()},
-        "cycleml.gate": "passed",
-        "cycleml.task": schema.task,
-    }
-    version = _existing_version(client, cfg.model_name, trained["run_id"])
-    if version is None:
-        version = mlflow.register_model(trained["model_uri"], cfg.model_name, tags=tags)
-    decision.registered, decision.version = True, str(version.version)
-
     champion = _current_champion(client, cfg.model_name)
-    if champion is not None and str(champion.version) == decision.version:
+    existing = _existing_version(client, cfg.model_name, trained["run_id"])
+    if champion is not None and existing is not None and champion.version == existing.version:
+        decision.registered, decision.version = True, str(existing.version)
         decision.alias, decision.status = CHAMPION, registry.APPROVED
         decision.reasons.append(f"v{decision.version} is already the champion")
         write_json(paths.report("register.json"), asdict(decision))
@@ -189,15 +240,19 @@ def run(params: Params, paths: Paths) -> Decision:
         decision.reasons.append("no champion yet")
     else:
         test = pd.read_parquet(paths.split("test"))
-        old_score, why = _rescore_champion(champion, schema, test, metric, params.goals)
-        decision.champion_version, decision.champion_score = str(champion.version), old_score
-        decision.reasons.append(why)
-        wins = old_score is None or better(metric, decision.candidate, old_score)
-        if old_score is not None:
-            verb = "beats" if wins else "does not beat"
-            decision.reasons.append(
-                f"{metric} {decision.candidate:.4f} {verb} the champion's {old_score:.4f}"
-            )
+        found = _compare(champion, schema, test, metric, params, paths)
+        decision.champion_version, decision.champion_score = str(champion.version), found.champion
+        decision.reasons.append(found.why)
+        wins = found.verdict in {"wins", "replaces"}
+
+    tags = {
+        **lineage_tags(params, paths),
+        **{f"test_{k}": f"{v:.6g}" for k, v in metrics.items() if v is not None},
+        "cycleml.gate": "passed",
+        "cycleml.task": schema.task,
+    }
+    version = existing or mlflow.register_model(trained["model_uri"], cfg.model_name, tags=tags)
+    decision.registered, decision.version = True, str(version.version)
     _decide(client, cfg.model_name, decision, wins, cfg.approval)
     write_json(paths.report("register.json"), asdict(decision))
     return decision

@@ -1,5 +1,8 @@
 """Stage `train`: fit the pipeline, track the run in MLflow, save the model.
 
+The XGBoost settings are ``train.xgboost`` with the tuned values of
+``models/best_params.json`` (stage `tune`) laid over them.
+
 Outputs: ``models/model/`` (an MLflow model directory: the whole sklearn Pipeline, stored
 with skops, never pickle), ``models/train_run.json`` (the MLflow run and logged model),
 ``metrics/train.json`` (validation metrics) and ``plots/learning_curve.csv``.
@@ -16,13 +19,17 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from cycleml.analysis import learning_verdict
 from cycleml.config import Params
 from cycleml.io import read_json, write_csv, write_json
-from cycleml.modeling import fit_pipeline, predict_scores
+from cycleml.modeling import fit_pipeline, predict_scores, with_overrides
 from cycleml.paths import Paths
-from cycleml.schema import Schema
+from cycleml.schema import Schema, row_keys
 
-__all__ = ["SAFE_TYPE_PREFIXES", "flat_params", "run", "trusted_types"]
+__all__ = ["SAFE_TYPE_PREFIXES", "SEEN_ROWS", "flat_params", "run", "trusted_types"]
+
+# keys of the rows the model trained and early-stopped on (see schema.row_keys)
+SEEN_ROWS = "seen_rows.parquet"
 
 # Types skops may load from a model file besides its built-in safe set. Anything else in a
 # pipeline is refused at save time instead of being trusted blindly at load time.
@@ -118,6 +125,15 @@ def _save_model_dir(pipeline: Pipeline, target: Path, kwargs: dict[str, Any]) ->
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _log_seen_rows(schema: Schema, seen: pd.DataFrame) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / SEEN_ROWS
+        pd.DataFrame({"key": row_keys(seen, schema)}).to_parquet(file, index=False)
+        mlflow.log_artifact(str(file))
+
+
 def _log_curves(run_id: str, curves: dict[str, list[float]]) -> None:
     """Learning curves as step-indexed metrics, in one batch per curve."""
     import time
@@ -142,7 +158,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     schema = Schema.model_validate(read_json(paths.schema))
     train = pd.read_parquet(paths.split("train"))
     valid = pd.read_parquet(paths.split("valid"))
-    pipeline, curves = fit_pipeline(schema, params.train, train, valid)
+    tuned = read_json(paths.best_params)["xgboost"] if paths.best_params.exists() else {}
+    pipeline, curves = fit_pipeline(schema, with_overrides(params.train, tuned), train, valid)
 
     model_kwargs = _model_kwargs(pipeline, schema, schema.feature_frame(train).head(2000))
 
@@ -157,8 +174,10 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     }
     with mlflow.start_run(run_name="train", tags=tags) as active:
         mlflow.log_params(flat_params(params))
+        mlflow.log_params({f"tuned.{k}": v for k, v in tuned.items()})
         mlflow.log_metrics(fit_metrics)
         mlflow.log_dict(schema.model_dump(), "schema.json")
+        _log_seen_rows(schema, pd.concat([train, valid]))
         _log_curves(active.info.run_id, curves)
         _save_model_dir(pipeline, paths.model_dir, model_kwargs)
         info = mlflow.sklearn.log_model(pipeline, name="model", **model_kwargs)
@@ -169,11 +188,14 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     )
     write_csv(paths.plot("train/learning_curve.csv"), curve_frame)
     write_json(paths.metrics("train"), fit_metrics)
+    verdict = learning_verdict(curves, best)
+    write_json(paths.report("learning.json"), verdict)
     summary = {
         "run_id": run_id,
         "model_uri": info.model_uri,
         "experiment": params.tracking.experiment,
         **fit_metrics,
+        "fit": verdict,
     }
     write_json(paths.train_run, summary)
     return summary

@@ -12,6 +12,7 @@ and ``reports/validate.html``; the contract in ``contracts/`` on the first run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,26 +145,26 @@ def _check_contract(
     rules: ValidateParams,
     root: Path,
     report: ValidationReport,
-) -> None:
+) -> Callable[[], None]:
+    """Check ``frame`` against its contract; return what to do once validation succeeds
+    (save a newly inferred contract), so rejected data never becomes the contract."""
     path = dc.contract_path(rules.contract, data.source, root)
     if path is None:
-        return
+        return lambda: None
     report.contract = str(path)
     if not path.exists():
-        dc.save(
-            dc.infer(frame, rules.range_tolerance), path, f"data.source kind {data.source.kind}"
-        )
+        inferred = dc.infer(frame, rules.range_tolerance)
         report.add(
             "*", "contract", "warning", f"no contract yet: inferred from this data, saved to {path}"
         )
-        return
+        return lambda: dc.save(inferred, path, f"data.source kind {data.source.kind}")
     try:
         contract = dc.load(path)
     except Exception as err:  # noqa: BLE001 - YAML or schema errors alike
         raise ValidationFailed(
             f"validate.contract: {path} is not a valid contract: {err}"
         ) from None
-    violations = dc.check(frame, contract)
+    violations = dc.check(frame, contract, rules.drift_error_share)
     for v in violations:
         report.add(v.column, v.rule, v.severity, v.detail)
     errors = [v for v in violations if v.severity == "error"]
@@ -173,6 +174,7 @@ def _check_contract(
             f"the data breaks its contract ({path}): {listed}. Fix the data, or edit the "
             "contract if the change is intended (delete it to infer a new one)"
         )
+    return lambda: None
 
 
 def _features(
@@ -218,13 +220,17 @@ def _features(
 def _derived(
     frame: pd.DataFrame,
     derived: list[DerivedFeature],
+    data: DataParams,
+    draft: Schema,
     excluded: dict[str, str],
     report: ValidationReport,
+    rules: ValidateParams,
 ) -> list[dict[str, Any]]:
     """The derived features that can be built; the rest are reported, never silently used.
 
     A feature whose source column is absent (a spec written for other data) is skipped; one
-    built from a PII or leaky column is refused, so such data never reaches the model.
+    built from a PII, leaky or id column is refused, and so is one that itself leaks the
+    target or is built from the target itself, so such data never reaches the model.
     """
     kept = []
     for spec in derived:
@@ -232,13 +238,56 @@ def _derived(
         if spec.name in frame.columns:
             raise ValidationFailed(f"{where}: the name is already a column; choose another")
         absent = [c for c in spec.columns if c not in frame.columns]
-        banned = [c for c in spec.columns if excluded.get(c, "").startswith(("PII", "leakage"))]
-        if absent:
+        banned = [
+            c
+            for c in spec.columns
+            if excluded.get(c, "").startswith(("PII", "leakage")) or c in data.id_columns
+        ]
+        if data.target in spec.columns:
+            report.add(
+                spec.name,
+                "featurize",
+                "dropped",
+                f"refused: built from the target {data.target!r} (serving would need the answer)",
+            )
+        elif absent:
             report.add(spec.name, "featurize", "warning", f"skipped: column(s) {absent} absent")
         elif banned:
             report.add(spec.name, "featurize", "dropped", f"refused: built from PII/leaky {banned}")
         else:
             kept.append(spec.model_dump(exclude_none=True))
+    return _without_leaks(frame, kept, draft, report, rules)
+
+
+def _without_leaks(
+    frame: pd.DataFrame,
+    specs: list[dict[str, Any]],
+    draft: Schema,
+    report: ValidationReport,
+    rules: ValidateParams,
+) -> list[dict[str, Any]]:
+    """Derived features pass the same leakage check as raw columns (a ratio can leak too)."""
+    from cycleml.features import CATEGORICAL_KINDS, DerivedFeatures
+
+    if not specs:
+        return specs
+    built = DerivedFeatures(specs).transform(frame)
+    names = [s["name"] for s in specs]
+    probe = draft.model_copy(
+        update={
+            "numeric": [s["name"] for s in specs if s["kind"] not in CATEGORICAL_KINDS],
+            "categorical": [s["name"] for s in specs if s["kind"] in CATEGORICAL_KINDS],
+        }
+    )
+    scores = checks.leakage_scores(built, probe, names)
+    kept = []
+    for spec in specs:
+        score = scores[spec["name"]]
+        report.leakage_scores[spec["name"]] = round(score, 4)
+        if score >= rules.max_leakage_score:
+            report.add(spec["name"], "featurize", "dropped", f"refused: leakage score {score:.3f}")
+        else:
+            kept.append(spec)
     return kept
 
 
@@ -274,7 +323,7 @@ def validate(
         missing={str(c): int(n) for c, n in frame.isna().sum().items() if n},
     )
     if root is not None:
-        _check_contract(frame, data, rules, root, report)
+        save_contract = _check_contract(frame, data, rules, root, report)
     classes: list[str] = []
     if resolved == "classification":
         classes = _classes(target.dropna(), data, rules)
@@ -328,9 +377,11 @@ def validate(
             "id_columns": list(data.id_columns),
             "time_column": data.time_column,
             "excluded": excluded,
-            "derived": _derived(frame, derived or [], excluded, report),
+            "derived": _derived(frame, derived or [], data, draft, excluded, report, rules),
         }
     )
+    if root is not None:
+        save_contract()
     return schema, report
 
 
