@@ -81,3 +81,32 @@ def test_a_model_that_cannot_beat_a_rule_is_not_registered(project: Project) -> 
     decision = project.run_stages(project.write_params(raw))["register"]
     assert not decision.registered
     assert any("best baseline" in reason for reason in decision.reasons)
+
+
+def test_threshold_is_chosen_on_validation_data_only(project: Project) -> None:
+    import pandas as pd
+
+    params = project.write_params(small_params())
+    first = project.run_stages(params)["evaluate"]["metrics"]
+    test_file = project.paths.split("test")
+    test = pd.read_parquet(test_file)
+    test["churn"] = test["churn"].map({"Yes": "No", "No": "Yes"})  # wreck the test labels
+    test.to_parquet(test_file, index=False)
+    again = project.run_stages(params, "evaluate")["evaluate"]["metrics"]
+    assert again["decision_threshold"] == first["decision_threshold"]
+    assert again["roc_auc"] < 0.5 < first["roc_auc"]
+
+
+def test_a_model_breaking_a_fairness_limit_is_not_registered(project: Project) -> None:
+    raw = small_params()
+    # contract type drives churn in the demo: selection rates differ a lot between groups
+    raw["evaluate"]["fairness"] = {
+        "sensitive": ["contract"],
+        "max_demographic_parity_difference": 0.05,
+        "max_equalized_odds_difference": None,
+    }
+    decision = project.run_stages(project.write_params(raw))["register"]
+    assert not decision.registered
+    assert any(r.startswith("fairness: demographic_parity_difference") for r in decision.reasons)
+    fairness = read_json(project.paths.metrics("fairness"))
+    assert fairness["violations"][0]["column"] == "contract"
