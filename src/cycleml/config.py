@@ -454,6 +454,24 @@ class RegisterParams(_Strict):
         return self
 
 
+class ServingParams(_Strict):
+    """The HTTP service (serving/service.py) and its prediction log."""
+
+    alias: str = Field("champion", description="the registry alias the service serves")
+    host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 exposes it to the network")
+    port: int = Field(3000, ge=1, le=65535)
+    prediction_log: str = Field(
+        "sqlite:///predictions.db", description="SQLAlchemy URL of the prediction log"
+    )
+    reload_seconds: float | None = Field(
+        30, gt=0, description="check the alias this often and swap to a new version; null: never"
+    )
+    admin_token_env: str = Field(
+        "CYCLEML_ADMIN_TOKEN", description="environment variable holding the admin token"
+    )
+    max_records: int = Field(10_000, ge=1, description="records per /predict request")
+
+
 class TrackingParams(_Strict):
     experiment: str = "cycleml"
     tracking_uri: str = Field(
@@ -477,6 +495,7 @@ class Params(_Strict):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     register_: RegisterParams = Field(RegisterParams(), alias="register")
+    serving: ServingParams = ServingParams()
     tracking: TrackingParams = TrackingParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -68,6 +68,14 @@ class Paths:
     def report(self, name: str) -> Path:
         return self.root / "reports" / name
 
+    def database_url(self, url: str) -> str:
+        """``url`` with a relative SQLite path made absolute under the root, so every
+        process (stages, servers, ``mlflow ui``) opens the same file."""
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            return prefix + str(self.root / url.removeprefix(prefix))
+        return url
+
     @property
     def mlflow_db(self) -> Path:
         return self.root / "mlflow.db"

@@ -40,11 +40,7 @@ _QUIET_ENV = {
 
 def tracking_uri(tracking: TrackingParams, paths: Paths) -> str:
     """The effective tracking URI (environment first); relative SQLite paths made absolute."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking.tracking_uri
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        uri = prefix + str(paths.root / uri.removeprefix(prefix))
-    return uri
+    return paths.database_url(os.environ.get("MLFLOW_TRACKING_URI") or tracking.tracking_uri)
 
 
 def configure(tracking: TrackingParams, paths: Paths) -> MlflowClient:

@@ -214,10 +214,7 @@ def suggest(trial: optuna.trial.BaseTrial, space: dict[str, SearchDimension]) ->
 
 def storage_url(storage: str, paths: Paths) -> str:
     """``tune.storage`` with a relative SQLite path made absolute under the project root."""
-    prefix = "sqlite:///"
-    if storage.startswith(prefix) and not storage.startswith(prefix + "/"):
-        return prefix + str(paths.root / storage.removeprefix(prefix))
-    return storage
+    return paths.database_url(storage)
 
 
 def _fingerprint(params: Params, schema: Schema, objective: str, paths: Paths) -> str:

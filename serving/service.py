@@ -1,0 +1,168 @@
+"""cycleml's HTTP service (BentoML): the registry's champion, scored through cycleml.
+
+    make serve                    # 127.0.0.1:3000, or `make serve PORT=3100`
+    curl -s localhost:3000/predict -H 'content-type: application/json' \\
+         -d '{"records": [{"tenure_months": 3, "contract": "Month-to-month", ...}]}'
+
+The request schema is generated from the served model's own schema, so a missing, extra
+or mistyped field is a 400 naming it. Every answer is logged (off the request path) with
+its request id for `POST /feedback`. The alias is re-checked every
+`serving.reload_seconds` (or on `POST /admin/reload` with the admin token) and a newly
+promoted version is swapped in atomically; a version that fails to load leaves the old
+one serving.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI, Header, HTTPException
+from pydantic import BaseModel, ConfigDict
+
+from cycleml import serving
+from cycleml.config import load_params
+from cycleml.paths import project_paths
+from cycleml.predlog import PredictionLog, UnknownRequest
+from cycleml.tracking import configure
+
+log = logging.getLogger("cycleml.service")
+PARAMS = load_params(os.environ.get("CYCLEML_PARAMS", "params.yaml"))
+PATHS = project_paths()
+MODEL_NAME = PARAMS.register_.model_name
+REF = "@" + PARAMS.serving.alias
+# the request schema comes from the version served at start-up
+Record = serving.record_model(
+    serving.load(configure(PARAMS.tracking, PATHS), MODEL_NAME, REF).schema
+)
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str
+    label: str | int | float | bool
+
+
+PREDICTIONS = bentoml.metrics.Counter(
+    name="cycleml_predictions_total",
+    documentation="predictions served, by model version and predicted class",
+    labelnames=["model_version", "prediction"],
+)
+LATENCY = bentoml.metrics.Histogram(
+    name="cycleml_predict_seconds",
+    documentation="time to score one /predict request",
+    labelnames=["model_version"],
+)
+LOG_FAILURES = bentoml.metrics.Counter(
+    name="cycleml_prediction_log_failures_total",
+    documentation="batches the prediction log could not write yet (retried)",
+)
+
+app = FastAPI(title="cycleml")
+
+
+@bentoml.service(http={"host": PARAMS.serving.host, "port": PARAMS.serving.port})
+@bentoml.asgi_app(app)
+class CycleML:
+    def __init__(self) -> None:
+        self.client = configure(PARAMS.tracking, PATHS)
+        self.served = serving.load(self.client, MODEL_NAME, REF)
+        self.log = PredictionLog(PATHS.database_url(PARAMS.serving.prediction_log))
+        self._reported_failures = 0
+        self._swap = threading.Lock()
+        self._stop = threading.Event()
+        if PARAMS.serving.reload_seconds:
+            threading.Thread(target=self._follow_alias, daemon=True).start()
+
+    # --- scoring ------------------------------------------------------------------------
+
+    @bentoml.api(route="/predict")
+    def predict(self, records: list[Record]) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Score records: prediction, probabilities, decision, model version, request id."""
+        if not records:
+            raise bentoml.exceptions.InvalidArgument("records: send at least one record")
+        if len(records) > PARAMS.serving.max_records:
+            raise bentoml.exceptions.InvalidArgument(
+                f"records: {len(records)} records, more than serving.max_records="
+                f"{PARAMS.serving.max_records}; split the request or use `cycleml predict`"
+            )
+        served = self.served  # one version for the whole request, even during a swap
+        rows = [r.model_dump() for r in records]
+        started = time.perf_counter()
+        answers = serving.score(served, rows)
+        LATENCY.labels(model_version=served.version).observe(time.perf_counter() - started)
+        for answer in answers:
+            PREDICTIONS.labels(
+                model_version=served.version, prediction=str(answer["prediction"])
+            ).inc()
+        self.log.add(served.name, rows, answers)
+        self._report_log_failures()
+        return {"model_name": served.name, "model_version": served.version, "predictions": answers}
+
+    @bentoml.api(route="/feedback")
+    def feedback(self, items: list[Feedback]) -> dict[str, Any]:
+        """Ground-truth labels for earlier request ids (they arrive late in real life)."""
+        unknown = []
+        for item in items:
+            try:
+                self.log.feedback(item.request_id, item.label)
+            except UnknownRequest:
+                unknown.append(item.request_id)
+        if unknown:
+            raise bentoml.exceptions.NotFound(
+                f"request_id: {len(unknown)} unknown id(s), e.g. {unknown[0]!r}"
+            )
+        return {"recorded": len(items)}
+
+    # --- metadata and administration ---------------------------------------------------
+
+    @app.get("/metadata")
+    def metadata(self) -> dict[str, Any]:
+        """The served version: name, version, alias, run, data hashes, commit, inputs."""
+        return {**self.served.metadata(), "prediction_log": self.log.stats.__dict__}
+
+    @app.post("/admin/reload")
+    def admin_reload(self, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+        """Re-read the alias now and swap to its version (needs the admin token)."""
+        expected = os.environ.get(PARAMS.serving.admin_token_env, "")
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not expected:
+            raise HTTPException(403, f"admin actions are off: set {PARAMS.serving.admin_token_env}")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(401, "a valid admin token is required (Authorization: Bearer …)")
+        before = self.served.version
+        self._reload()
+        return {"before": before, "now": self.served.version}
+
+    def _reload(self) -> None:
+        with self._swap:
+            try:
+                current = serving.resolve_version(self.client, MODEL_NAME, REF)
+                if current == self.served.version:
+                    return
+                fresh = serving.load(self.client, MODEL_NAME, REF)
+            except Exception as err:  # noqa: BLE001 - keep serving the loaded version
+                log.warning("reload failed, still serving v%s: %s", self.served.version, err)
+                return
+            log.info("swapping v%s -> v%s", self.served.version, fresh.version)
+            self.served = fresh  # atomic: in-flight requests finish on the old object
+
+    def _follow_alias(self) -> None:
+        while not self._stop.wait(PARAMS.serving.reload_seconds):
+            self._reload()
+
+    def _report_log_failures(self) -> None:
+        failures = self.log.stats.failed_writes
+        if failures > self._reported_failures:
+            LOG_FAILURES.inc(failures - self._reported_failures)
+            self._reported_failures = failures
+
+    @bentoml.on_shutdown
+    def close(self) -> None:
+        self._stop.set()
+        self.log.close()

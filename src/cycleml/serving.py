@@ -1,0 +1,142 @@
+"""What the HTTP service needs, testable without a server: load a registered version,
+build the request schema from the model's own schema, score records.
+
+``serving/service.py`` is a thin BentoML shell around these functions, so the service
+scores through the very Pipeline training saved (no copied preprocessing).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, create_model
+
+from cycleml.modeling import predict_scores
+from cycleml.schema import Schema
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from sklearn.pipeline import Pipeline
+
+__all__ = ["Served", "load", "record_model", "resolve_version", "score"]
+
+_DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class Served:
+    """A registered version, loaded and ready to score."""
+
+    pipeline: Pipeline
+    schema: Schema
+    name: str
+    version: str
+    run_id: str
+    threshold: float = _DEFAULT_THRESHOLD
+    alias: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        """Name, version, alias, training run, data hashes, git commit and input schema."""
+        lineage = {k: v for k, v in self.tags.items() if k.startswith("cycleml.data.")}
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "alias": self.alias,
+            "training_run": self.run_id,
+            "git_commit": self.tags.get("cycleml.git_commit"),
+            "data": lineage,
+            "decision_threshold": self.threshold if self.schema.is_binary else None,
+            "task": self.schema.task,
+            "classes": self.schema.classes,
+            "inputs": {
+                **{c: "number" for c in self.schema.numeric},
+                **{c: "string" for c in self.schema.categorical},
+                **{c: "datetime" for c in self.schema.inputs if c not in self.schema.features},
+            },
+        }
+
+
+def load(client: MlflowClient, name: str, ref: str = "@champion") -> Served:
+    """Load version ``ref`` (number or alias) of ``name`` with its schema and threshold."""
+    import mlflow
+    import mlflow.sklearn
+
+    from cycleml.registry import resolve
+
+    version = resolve(client, name, ref)
+    schema = Schema.model_validate(
+        mlflow.artifacts.load_dict(f"runs:/{version.run_id}/schema.json")
+    )
+    tags = dict(version.tags or {})
+    return Served(
+        pipeline=mlflow.sklearn.load_model(f"models:/{name}/{version.version}"),
+        schema=schema,
+        name=name,
+        version=str(version.version),
+        run_id=str(version.run_id),
+        threshold=float(tags.get("test_decision_threshold", _DEFAULT_THRESHOLD)),
+        alias=ref.lstrip("@") if not ref.lstrip("@").isdigit() else None,
+        tags=tags,
+    )
+
+
+def resolve_version(client: MlflowClient, name: str, ref: str) -> str:
+    """The version number ``ref`` points at now (cheap: no model is loaded)."""
+    from cycleml.registry import resolve
+
+    return str(resolve(client, name, ref).version)
+
+
+def record_model(schema: Schema) -> type[BaseModel]:
+    """The request record, generated from the model's schema.
+
+    Every model input is required (null allowed: the Pipeline imputes it); id columns are
+    optional and echoed back; any other field is refused, so a typo in a column name is a
+    400 naming the field instead of a silently imputed value.
+    """
+    fields: dict[str, Any] = {}
+    for col in schema.numeric:
+        fields[col] = (float | None, ...)
+    for col in schema.categorical:
+        fields[col] = (str | None, ...)
+    for col in schema.inputs:
+        if col not in fields:  # sources of derived features, e.g. a date
+            fields[col] = (dt.datetime | float | str | None, ...)
+    for col in schema.id_columns:
+        fields.setdefault(col, (str | int | None, None))
+    model: type[BaseModel] = create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
+    return model
+
+
+def score(served: Served, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One answer per record: prediction, class probabilities and decision (classification),
+    the model version and a request id."""
+    frame = pd.DataFrame.from_records(records, columns=list(served.schema.inputs))
+    for col in served.schema.categorical:
+        frame[col] = frame[col].astype("object")
+    scores = predict_scores(served.pipeline, served.schema, frame)
+    schema = served.schema
+    out: list[dict[str, Any]] = []
+    for i, record in enumerate(records):
+        answer: dict[str, Any] = {"request_id": uuid.uuid4().hex}
+        answer.update({c: record[c] for c in schema.id_columns if record.get(c) is not None})
+        if schema.task == "regression":
+            answer["prediction"] = float(scores[i])
+        else:
+            probabilities = {c: float(p) for c, p in zip(schema.classes, scores[i], strict=True)}
+            answer["probabilities"] = probabilities
+            if schema.is_binary:
+                positive = scores[i, 1] >= served.threshold
+                answer["prediction"] = schema.classes[1 if positive else 0]
+                answer["decision"] = bool(positive)
+            else:
+                answer["prediction"] = schema.classes[int(np.argmax(scores[i]))]
+        answer["model_version"] = served.version
+        out.append(answer)
+    return out

@@ -1,0 +1,242 @@
+"""The BentoML service, started for real with `bentoml serve` on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO, Project, small_params
+
+pytestmark = pytest.mark.integration
+TOKEN = "test-admin-token"
+
+
+@dataclass
+class Server:
+    url: str
+    project: Project
+    process: subprocess.Popen[bytes]
+
+    def call(
+        self,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            headers={"content-type": "application/json", **(headers or {})},
+            method="POST" if data is not None or path.startswith("/admin") else "GET",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            text = err.read()
+            try:
+                return err.code, json.loads(text)
+            except ValueError:
+                return err.code, text.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("served")
+    os.chdir(root)
+    project = Project(root)
+    raw = small_params()
+    raw["serving"].update(reload_seconds=1, port=free_port())
+    params = project.write_params(raw)
+    project.run_stages(params)
+    env = {
+        **os.environ,
+        "CYCLEML_ROOT": str(root),
+        "CYCLEML_PARAMS": str(root / "params.yaml"),
+        "CYCLEML_ADMIN_TOKEN": TOKEN,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "BENTOML_DO_NOT_TRACK": "true",
+    }
+    bentoml = Path(sys.executable).parent / "bentoml"
+    logfile = (root / "serve.log").open("wb")
+    port = raw["serving"]["port"]
+    process = subprocess.Popen(
+        [str(bentoml), "serve", "service:CycleML", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO / "serving",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=logfile,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url + "/readyz", timeout=2).close()
+            break
+        except OSError:
+            assert process.poll() is None, (root / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "bentoml serve did not get ready in 120 s"
+            time.sleep(0.5)
+    yield Server(url, project, process)
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    logfile.close()
+
+
+def records(server: Server, n: int = 5) -> list[dict[str, Any]]:
+    test = pd.read_parquet(server.project.paths.split("test")).head(n)
+    return list(
+        json.loads(test.drop(columns=["churn"]).to_json(orient="records", date_format="iso"))
+    )
+
+
+def test_predictions_equal_the_in_process_pipeline(server: Server) -> None:
+    import mlflow.sklearn
+
+    from cycleml.modeling import predict_scores
+    from cycleml.schema import Schema
+
+    status, body = server.call("/predict", {"records": records(server)})
+    assert status == 200 and body["model_version"] == "1"
+    schema = Schema.model_validate(json.loads(server.project.paths.schema.read_text()))
+    pipeline = mlflow.sklearn.load_model(str(server.project.paths.model_dir))
+    expected = predict_scores(
+        pipeline, schema, pd.read_parquet(server.project.paths.split("test")).head(5)
+    )
+    got = np.array(
+        [[p["probabilities"]["No"], p["probabilities"]["Yes"]] for p in body["predictions"]]
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    first = body["predictions"][0]
+    assert set(first) >= {"request_id", "prediction", "decision", "model_version", "customer_id"}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status", "named"),
+    [
+        (lambda r: r.pop("tenure_months"), 400, "tenure_months"),
+        (lambda r: r.update(tenure_months="twelve"), 400, "tenure_months"),
+        (lambda r: r.update(contract=12), 400, "contract"),
+        (lambda r: r.update(favourite_colour="teal"), 400, "favourite_colour"),
+    ],
+)
+def test_bad_records_get_4xx_naming_the_field(
+    server: Server, mutate: Any, status: int, named: str
+) -> None:
+    record = records(server, 1)[0]
+    mutate(record)
+    code, body = server.call("/predict", {"records": [record]})
+    assert code == status and named in json.dumps(body)
+    assert "teal" not in json.dumps(body) and "twelve" not in json.dumps(body)  # no echo
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [(b"", "records"), (b"not json", "json"), (b'{"records": []}', "records"), (b"[1, 2]", "")],
+)
+def test_malformed_bodies_get_4xx(server: Server, raw: bytes, named: str) -> None:
+    code, body = server.call("/predict", raw=raw)
+    assert 400 <= code < 500 and named in json.dumps(body).lower()
+
+
+def test_feedback_joins_its_prediction_and_unknown_ids_are_404(server: Server) -> None:
+    _, body = server.call("/predict", {"records": records(server, 2)})
+    request_id = body["predictions"][0]["request_id"]
+    assert server.call("/feedback", {"items": [{"request_id": request_id, "label": "Yes"}]}) == (
+        200,
+        {"recorded": 1},
+    )
+    code, _ = server.call("/feedback", {"items": [{"request_id": "nope", "label": "Yes"}]})
+    assert code == 404
+    with sqlite3.connect(server.project.root / "predictions.db") as db:
+        joined = db.execute(
+            "SELECT p.model_version, f.label FROM predictions p JOIN feedback f USING (request_id)"
+        ).fetchall()
+    assert ("1", '"Yes"') in joined
+
+
+def test_metadata_and_admin_token(server: Server) -> None:
+    code, meta = server.call("/metadata")
+    assert code == 200 and meta["model_version"] == "1" and meta["alias"] == "champion"
+    assert "tenure_months" in meta["inputs"] and meta["data"]["cycleml.data.train.md5"]
+    assert server.call("/admin/reload")[0] == 401
+    assert server.call("/admin/reload", headers={"authorization": "Bearer wrong"})[0] == 401
+    assert server.call("/admin/reload", headers={"authorization": f"Bearer {TOKEN}"})[0] == 200
+
+
+def test_promoting_a_new_champion_under_traffic_fails_no_request(server: Server) -> None:
+    from mlflow import MlflowClient
+
+    from cycleml import registry
+    from cycleml.config import parse_params
+    from cycleml.tracking import tracking_uri
+
+    project = server.project
+    raw = yaml.safe_load(project.paths.params.read_text())
+    raw["train"]["xgboost"]["n_estimators"] = 20
+    raw["register"]["beat_baseline_by"] = None
+    raw["evaluate"]["fairness"]["sensitive"] = []  # small data: not what this test is about
+    params = project.write_params(raw)
+    decision = project.run_stages(params, "train", "evaluate", "register")["register"]
+    new = decision.version
+    assert new == "2", decision.reasons
+
+    failures: list[Any] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def traffic() -> None:
+        body = {"records": records(server, 1)}
+        while not stop.is_set():
+            code, answer = server.call("/predict", body)
+            if code != 200:
+                failures.append((code, answer))
+            else:
+                versions.add(answer["model_version"])
+
+    workers = [threading.Thread(target=traffic) for _ in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(1)
+    client = MlflowClient(tracking_uri(parse_params(raw).tracking, project.paths))
+    registry.promote(client, "cycleml-churn", new)
+    deadline = time.monotonic() + 20
+    while new not in versions and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert failures == []
+    assert versions == {"1", new}
+    assert server.call("/metadata")[1]["model_version"] == new
