@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import random
 import threading
 import time
 from typing import Any
@@ -36,6 +37,7 @@ PARAMS = load_params(os.environ.get("CYCLEML_PARAMS", "params.yaml"))
 PATHS = project_paths()
 MODEL_NAME = PARAMS.register_.model_name
 REF = "@" + PARAMS.serving.alias
+CHALLENGER = PARAMS.serving.challenger
 # the request schema comes from the version served at start-up
 Record = serving.record_model(
     serving.load(configure(PARAMS.tracking, PATHS), MODEL_NAME, REF).schema
@@ -72,10 +74,13 @@ class CycleML:
     def __init__(self) -> None:
         self.client = configure(PARAMS.tracking, PATHS)
         self.served = serving.load(self.client, MODEL_NAME, REF)
+        self.challenger: serving.Served | None = None
         self.log = PredictionLog(PATHS.database_url(PARAMS.serving.prediction_log))
+        self._random = random.Random()
         self._reported_failures = 0
         self._swap = threading.Lock()
         self._stop = threading.Event()
+        self._reload_challenger()
         if PARAMS.serving.reload_seconds:
             threading.Thread(target=self._follow_alias, daemon=True).start()
 
@@ -84,6 +89,15 @@ class CycleML:
     @bentoml.api(route="/predict")
     def predict(self, records: list[Record]) -> dict[str, Any]:  # type: ignore[valid-type]
         """Score records: prediction, probabilities, decision, model version, request id."""
+        return self._predict(records)
+
+    @bentoml.task(route="/predict_async")
+    def predict_async(self, records: list[Record]) -> dict[str, Any]:  # type: ignore[valid-type]
+        """The same scoring for large payloads: submit, poll status, fetch the result
+        (`/predict_async/submit`, `/status?task_id=`, `/get?task_id=`)."""
+        return self._predict(records)
+
+    def _predict(self, records: list[Any]) -> dict[str, Any]:
         if not records:
             raise bentoml.exceptions.InvalidArgument("records: send at least one record")
         if len(records) > PARAMS.serving.max_records:
@@ -91,7 +105,13 @@ class CycleML:
                 f"records: {len(records)} records, more than serving.max_records="
                 f"{PARAMS.serving.max_records}; split the request or use `cycleml predict`"
             )
-        served = self.served  # one version for the whole request, even during a swap
+        served, shadow = self.served, None  # one version per request, even during a swap
+        challenger = self.challenger
+        if challenger is not None and CHALLENGER.mode == "canary":
+            if self._random.random() < CHALLENGER.canary_share:
+                served = challenger
+        elif challenger is not None and CHALLENGER.mode == "shadow":
+            shadow = challenger
         rows = [r.model_dump() for r in records]
         started = time.perf_counter()
         answers = serving.score(served, rows)
@@ -101,8 +121,23 @@ class CycleML:
                 model_version=served.version, prediction=str(answer["prediction"])
             ).inc()
         self.log.add(served.name, rows, answers)
+        if shadow is not None:
+            self._shadow(shadow, rows, answers)
         self._report_log_failures()
         return {"model_name": served.name, "model_version": served.version, "predictions": answers}
+
+    def _shadow(
+        self, shadow: serving.Served, rows: list[dict[str, Any]], answers: list[dict[str, Any]]
+    ) -> None:
+        """Score with the challenger and log it beside the served answers, never returned."""
+        try:
+            shadowed = serving.score(shadow, rows)
+        except Exception as err:  # noqa: BLE001 - a broken challenger never hurts a client
+            log.warning("shadow v%s failed: %s", shadow.version, err)
+            return
+        for mine, served in zip(shadowed, answers, strict=True):
+            mine["request_id"] = f"{served['request_id']}:shadow"
+        self.log.add(shadow.name, rows, shadowed, role="shadow")
 
     @bentoml.api(route="/feedback")
     def feedback(self, items: list[Feedback]) -> dict[str, Any]:
@@ -152,9 +187,22 @@ class CycleML:
             log.info("swapping v%s -> v%s", self.served.version, fresh.version)
             self.served = fresh  # atomic: in-flight requests finish on the old object
 
+    def _reload_challenger(self) -> None:
+        if CHALLENGER.mode == "off":
+            return
+        try:
+            ref = "@" + CHALLENGER.alias
+            current = serving.resolve_version(self.client, MODEL_NAME, ref)
+            if self.challenger is None or self.challenger.version != current:
+                self.challenger = serving.load(self.client, MODEL_NAME, ref)
+        except Exception as err:  # noqa: BLE001 - no challenger yet is normal
+            log.info("no %s challenger: %s", CHALLENGER.mode, err)
+            self.challenger = None
+
     def _follow_alias(self) -> None:
         while not self._stop.wait(PARAMS.serving.reload_seconds):
             self._reload()
+            self._reload_challenger()
 
     def _report_log_failures(self) -> None:
         failures = self.log.stats.failed_writes

@@ -22,7 +22,10 @@ _ISOLATED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT")
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _ISOLATED_ENV:
-        monkeypatch.delenv(name, raising=False)
+        # set-then-delete makes monkeypatch restore "absent" afterwards, also removing what
+        # the test's code set (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("DO_NOT_TRACK", "true")
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")

@@ -409,3 +409,36 @@ def lineage(
     console.print("test metrics: " + ", ".join(f"{k[5:]} {v:,.4g}" for k, v in shown.items()))
     key_params = {k: v for k, v in found.params.items() if k.startswith(("train.xgboost", "data"))}
     console.print("params: " + ", ".join(f"{k}={v}" for k, v in sorted(key_params.items())))
+
+
+@app.command()
+def predict(
+    source: Annotated[Path, typer.Argument(help="rows to score: .csv, .csv.gz, .parquet, .pq")],
+    target: Annotated[Path, typer.Argument(help="predictions; CSV or Parquet by extension")],
+    version: Annotated[
+        str, typer.Option("--version", help="a version number or alias")
+    ] = "@champion",
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, help="rows per chunk (bounds memory)")
+    ] = 100_000,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score a file of any size with a registered model, in chunks; written atomically."""
+    from cycleml.batch import BatchError, load_model, predict_file
+    from cycleml.config import load_params
+
+    with _registry(params) as (client, name):
+        model = load_model(client, name, version)
+        try:
+            report = predict_file(
+                source,
+                target,
+                model,
+                chunk_rows,
+                progress=sys.stderr.isatty(),
+                na_values=load_params(params).data.clean.na_values,
+            )
+        except (BatchError, FileNotFoundError) as err:
+            err_console.print(f"[red]✗ predict failed:[/] {err}")
+            raise typer.Exit(1) from None
+    _show(f"predict ({name} v{model.version})", report.lines())

@@ -454,6 +454,15 @@ class RegisterParams(_Strict):
         return self
 
 
+class ChallengerParams(_Strict):
+    """A second version beside the champion: scored and logged (shadow) or answering a share
+    of the requests (canary)."""
+
+    mode: Literal["off", "shadow", "canary"] = "off"
+    alias: str = "challenger"
+    canary_share: float = Field(0.1, ge=0, le=1, description="share of requests (canary)")
+
+
 class ServingParams(_Strict):
     """The HTTP service (serving/service.py) and its prediction log."""
 
@@ -470,6 +479,7 @@ class ServingParams(_Strict):
         "CYCLEML_ADMIN_TOKEN", description="environment variable holding the admin token"
     )
     max_records: int = Field(10_000, ge=1, description="records per /predict request")
+    challenger: ChallengerParams = ChallengerParams()
 
 
 class TrackingParams(_Strict):

@@ -29,6 +29,7 @@ PREDICTIONS = sa.Table(
     sa.Column("ts", sa.Float, nullable=False, index=True),
     sa.Column("model_name", sa.String(200), nullable=False),
     sa.Column("model_version", sa.String(20), nullable=False, index=True),
+    sa.Column("role", sa.String(10), nullable=False, default="served"),
     sa.Column("inputs", sa.Text, nullable=False),
     sa.Column("prediction", sa.Text, nullable=False),
     sa.Column("outputs", sa.Text, nullable=False),
@@ -71,9 +72,14 @@ class PredictionLog:
         self._thread.start()
 
     def add(
-        self, model_name: str, inputs: list[dict[str, Any]], answers: list[dict[str, Any]]
+        self,
+        model_name: str,
+        inputs: list[dict[str, Any]],
+        answers: list[dict[str, Any]],
+        role: str = "served",
     ) -> None:
-        """Queue one row per answer; returns at once."""
+        """Queue one row per answer; returns at once. ``role`` is ``served`` for answers
+        the client got, ``shadow`` for a challenger's unreturned ones."""
         now = time.time()
         with self._count:
             self._unwritten += len(answers)
@@ -84,6 +90,7 @@ class PredictionLog:
                     "ts": now,
                     "model_name": model_name,
                     "model_version": str(answer["model_version"]),
+                    "role": role,
                     "inputs": json.dumps(record, default=str),
                     "prediction": json.dumps(answer.get("prediction")),
                     "outputs": json.dumps(answer, default=str),

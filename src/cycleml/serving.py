@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Served", "load", "record_model", "resolve_version", "score"]
 
-_DEFAULT_THRESHOLD = 0.5
-
 
 @dataclass
 class Served:
@@ -37,7 +35,7 @@ class Served:
     name: str
     version: str
     run_id: str
-    threshold: float = _DEFAULT_THRESHOLD
+    threshold: float = 0.5
     alias: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -63,26 +61,22 @@ class Served:
 
 
 def load(client: MlflowClient, name: str, ref: str = "@champion") -> Served:
-    """Load version ``ref`` (number or alias) of ``name`` with its schema and threshold."""
-    import mlflow
-    import mlflow.sklearn
-
+    """Load version ``ref`` (number or alias) of ``name`` with its schema, threshold and tags
+    (the same loading as batch scoring: ``batch.load_model``)."""
+    from cycleml.batch import load_model
     from cycleml.registry import resolve
 
-    version = resolve(client, name, ref)
-    schema = Schema.model_validate(
-        mlflow.artifacts.load_dict(f"runs:/{version.run_id}/schema.json")
-    )
-    tags = dict(version.tags or {})
+    loaded = load_model(client, name, ref)
+    version = resolve(client, name, loaded.version)
     return Served(
-        pipeline=mlflow.sklearn.load_model(f"models:/{name}/{version.version}"),
-        schema=schema,
+        pipeline=loaded.pipeline,
+        schema=loaded.schema,
         name=name,
-        version=str(version.version),
+        version=loaded.version,
         run_id=str(version.run_id),
-        threshold=float(tags.get("test_decision_threshold", _DEFAULT_THRESHOLD)),
-        alias=ref.lstrip("@") if not ref.lstrip("@").isdigit() else None,
-        tags=tags,
+        threshold=loaded.threshold,
+        alias=loaded.alias,
+        tags=dict(version.tags or {}),
     )
 
 

@@ -68,15 +68,21 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
+        os.environ.pop(name, None)  # module scope: the autouse env fixture has not run yet
     root = tmp_path_factory.mktemp("served")
+    before = Path.cwd()
     os.chdir(root)
     project = Project(root)
     raw = small_params()
     raw["serving"].update(reload_seconds=1, port=free_port())
+    raw["serving"]["challenger"]["mode"] = "shadow"
     params = project.write_params(raw)
     project.run_stages(params)
+    # mlflow.set_tracking_uri() in earlier tests exports MLFLOW_TRACKING_URI: not ours
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env = {
-        **os.environ,
+        **inherited,
         "CYCLEML_ROOT": str(root),
         "CYCLEML_PARAMS": str(root / "params.yaml"),
         "CYCLEML_ADMIN_TOKEN": TOKEN,
@@ -111,6 +117,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
     logfile.close()
+    os.chdir(before)
 
 
 def records(server: Server, n: int = 5) -> list[dict[str, Any]]:
@@ -194,6 +201,52 @@ def test_metadata_and_admin_token(server: Server) -> None:
     assert server.call("/admin/reload", headers={"authorization": f"Bearer {TOKEN}"})[0] == 200
 
 
+def test_async_task_round_trip(server: Server) -> None:
+    code, task = server.call("/predict_async/submit", {"records": records(server, 3)})
+    assert code == 200, (code, task)
+    assert task["task_id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        code, status = server.call(f"/predict_async/status?task_id={task['task_id']}")
+        assert status["status"] != "failure", status
+        if status["status"] == "success":
+            break
+        time.sleep(0.2)
+    code, result = server.call(f"/predict_async/get?task_id={task['task_id']}")
+    assert code == 200, result
+    assert len(result["predictions"]) == 3
+
+
+def weaker_version(server: Server) -> str:
+    """Register a weaker model: it becomes the challenger."""
+    project = server.project
+    raw = yaml.safe_load(project.paths.params.read_text())
+    raw["train"]["xgboost"].update(n_estimators=2, max_depth=1)
+    raw["register"]["criteria"] = {}
+    raw["register"]["beat_baseline_by"] = None
+    raw["evaluate"]["fairness"]["sensitive"] = []  # small data: not what these tests are about
+    decision = project.run_stages(project.write_params(raw), "train", "evaluate", "register")[
+        "register"
+    ]
+    assert decision.version is not None, decision.reasons
+    return str(decision.version)
+
+
+def test_shadow_challenger_is_scored_and_logged_but_not_returned(server: Server) -> None:
+    challenger = weaker_version(server)
+    time.sleep(2.5)  # the service re-reads its aliases every second
+    _, body = server.call("/predict", {"records": records(server, 3)})
+    assert body["model_version"] == "1"
+    request_id = body["predictions"][0]["request_id"]
+    time.sleep(1)
+    with sqlite3.connect(server.project.root / "predictions.db") as db:
+        rows = db.execute(
+            "SELECT model_version, role FROM predictions WHERE request_id = ?",
+            (f"{request_id}:shadow",),
+        ).fetchall()
+    assert rows == [(challenger, "shadow")]
+
+
 def test_promoting_a_new_champion_under_traffic_fails_no_request(server: Server) -> None:
     from mlflow import MlflowClient
 
@@ -202,14 +255,8 @@ def test_promoting_a_new_champion_under_traffic_fails_no_request(server: Server)
     from cycleml.tracking import tracking_uri
 
     project = server.project
+    new = weaker_version(server)
     raw = yaml.safe_load(project.paths.params.read_text())
-    raw["train"]["xgboost"]["n_estimators"] = 20
-    raw["register"]["beat_baseline_by"] = None
-    raw["evaluate"]["fairness"]["sensitive"] = []  # small data: not what this test is about
-    params = project.write_params(raw)
-    decision = project.run_stages(params, "train", "evaluate", "register")["register"]
-    new = decision.version
-    assert new == "2", decision.reasons
 
     failures: list[Any] = []
     versions: set[str] = set()
