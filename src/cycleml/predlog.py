@@ -61,7 +61,8 @@ class PredictionLog:
         self.engine = sa.create_engine(url, pool_pre_ping=True)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        _META.create_all(self.engine)
+        self._ready = False
+        self._ensure_tables()  # a store that is down now is retried by the writer
         self.stats = LogStats()
         self._unwritten = 0  # acknowledged rows not yet in the database
         self._count = threading.Lock()
@@ -113,7 +114,17 @@ class PredictionLog:
                 break  # the store is gone at shutdown: report, don't hang
         self.stats.pending = len(pending)
 
+    def _ensure_tables(self) -> None:
+        if self._ready:
+            return
+        try:
+            _META.create_all(self.engine)
+            self._ready = True
+        except sa.exc.SQLAlchemyError as err:
+            log.warning("prediction log store unavailable (%s); predictions are still served", err)
+
     def _write(self, rows: list[dict[str, Any]]) -> bool:
+        self._ensure_tables()
         try:
             with self.engine.begin() as conn:
                 conn.execute(PREDICTIONS.insert(), rows)
