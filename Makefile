@@ -17,7 +17,7 @@ export DVC_NO_ANALYTICS := 1
 # dvc stages call `cycleml`: the venv comes first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run repro test check serve ui clean
+.PHONY: help install run repro test check serve bento ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,11 @@ check: install ## lint and type-check (ruff, mypy)
 serve: install ## the champion over HTTP on http://$(HOST):$(PORT) (BentoML; `make serve PORT=3100`)
 	cd serving && CYCLEML_ROOT=$(CURDIR) CYCLEML_PARAMS=$(CURDIR)/params.yaml \
 		$(CURDIR)/$(BIN)/bentoml serve service:CycleML --host $(HOST) --port $(PORT)
+
+bento: install ## build a Bento of the service (then `bentoml containerize`, needs Docker)
+	rm -rf serving/wheels && $(BIN)/uv build --wheel --quiet -o serving/wheels .
+	cp requirements.lock params.yaml serving/
+	cd serving && CYCLEML_ROOT=$(CURDIR) CYCLEML_PARAMS=$(CURDIR)/params.yaml $(CURDIR)/$(BIN)/bentoml build
 
 ui: install ## MLflow UI on http://$(HOST):$(UI_PORT): runs, models, the registry
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(UI_PORT) --workers 2
