@@ -91,6 +91,18 @@ class CycleML:
         """Score records: prediction, probabilities, decision, model version, request id."""
         return self._predict(records)
 
+    @bentoml.api(
+        route="/predict_one",
+        batchable=True,
+        max_batch_size=PARAMS.serving.max_batch_size,
+        max_latency_ms=PARAMS.serving.max_latency_ms,
+    )
+    def predict_one(self, records: list[Record]) -> list[dict[str, Any]]:  # type: ignore[valid-type]
+        """Single-record traffic, adaptively batched: concurrent requests are scored together
+        (a list of records in, one answer per record out)."""
+        answers: list[dict[str, Any]] = self._predict(records)["predictions"]
+        return answers
+
     @bentoml.task(route="/predict_async")
     def predict_async(self, records: list[Record]) -> dict[str, Any]:  # type: ignore[valid-type]
         """The same scoring for large payloads: submit, poll status, fetch the result
@@ -105,13 +117,14 @@ class CycleML:
                 f"records: {len(records)} records, more than serving.max_records="
                 f"{PARAMS.serving.max_records}; split the request or use `cycleml predict`"
             )
-        served, shadow = self.served, None  # one version per request, even during a swap
-        challenger = self.challenger
-        if challenger is not None and CHALLENGER.mode == "canary":
-            if self._random.random() < CHALLENGER.canary_share:
-                served = challenger
-        elif challenger is not None and CHALLENGER.mode == "shadow":
-            shadow = challenger
+        # one version per request, even during a swap
+        served, shadow = serving.route(
+            self.served,
+            self.challenger,
+            CHALLENGER.mode,
+            CHALLENGER.canary_share,
+            self._random.random(),
+        )
         rows = [r.model_dump() for r in records]
         started = time.perf_counter()
         answers = serving.score(served, rows)

@@ -479,6 +479,12 @@ class ServingParams(_Strict):
         "CYCLEML_ADMIN_TOKEN", description="environment variable holding the admin token"
     )
     max_records: int = Field(10_000, ge=1, description="records per /predict request")
+    max_batch_size: int = Field(64, ge=1, description="adaptive batching on /predict_one")
+    max_latency_ms: int = Field(
+        1000,
+        ge=10,
+        description="adaptive batching: a request that would wait longer is refused (503)",
+    )
     challenger: ChallengerParams = ChallengerParams()
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from sklearn.pipeline import Pipeline
 
-__all__ = ["Served", "load", "record_model", "resolve_version", "score"]
+__all__ = ["Served", "load", "record_model", "resolve_version", "route", "score"]
 
 
 @dataclass
@@ -78,6 +78,25 @@ def load(client: MlflowClient, name: str, ref: str = "@champion") -> Served:
         alias=loaded.alias,
         tags=dict(version.tags or {}),
     )
+
+
+def route(
+    champion: Served,
+    challenger: Served | None,
+    mode: str,
+    canary_share: float,
+    draw: float,
+) -> tuple[Served, Served | None]:
+    """Which version answers a request, and which (if any) shadows it.
+
+    ``draw`` is a uniform random number in [0, 1): in canary mode the challenger answers
+    when ``draw < canary_share``; in shadow mode it never answers but scores every request.
+    """
+    if challenger is None or mode == "off":
+        return champion, None
+    if mode == "canary":
+        return (challenger if draw < canary_share else champion), None
+    return champion, challenger
 
 
 def resolve_version(client: MlflowClient, name: str, ref: str) -> str:

@@ -77,6 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     raw = small_params()
     raw["serving"].update(reload_seconds=1, port=free_port())
     raw["serving"]["challenger"]["mode"] = "shadow"
+    raw["serving"]["max_records"] = 50
     params = project.write_params(raw)
     project.run_stages(params)
     # mlflow.set_tracking_uri() in earlier tests exports MLFLOW_TRACKING_URI: not ours
@@ -174,6 +175,30 @@ def test_bad_records_get_4xx_naming_the_field(
 def test_malformed_bodies_get_4xx(server: Server, raw: bytes, named: str) -> None:
     code, body = server.call("/predict", raw=raw)
     assert 400 <= code < 500 and named in json.dumps(body).lower()
+
+
+def test_too_many_records_is_a_4xx_naming_the_limit(server: Server) -> None:
+    many = records(server, 1) * 51
+    code, body = server.call("/predict", {"records": many})
+    assert code == 400 and "serving.max_records" in json.dumps(body)
+
+
+def test_single_records_are_batched_adaptively(server: Server) -> None:
+    one = records(server, 1)
+    results: list[tuple[int, Any]] = []
+
+    def call() -> None:
+        results.append(server.call("/predict_one", {"records": one}))
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(code == 200 for code, _ in results), results[:2]
+    assert all(len(body) == 1 and body[0]["model_version"] for _, body in results)
+    probabilities = {round(body[0]["probabilities"]["Yes"], 9) for _, body in results}
+    assert len(probabilities) == 1  # the same record gets the same answer in any batch
 
 
 def test_feedback_joins_its_prediction_and_unknown_ids_are_404(server: Server) -> None:
