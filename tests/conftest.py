@@ -14,6 +14,18 @@ from cycleml.config import Params, parse_params
 from cycleml.paths import Paths, project_paths
 
 REPO = Path(__file__).resolve().parents[1]
+STAGES = (
+    "ingest",
+    "validate",
+    "explore",
+    "split",
+    "frame",
+    "tune",
+    "train",
+    "evaluate",
+    "register",
+)
+"""The pipeline's stages in dvc.yaml order."""
 
 # Environment that must not leak in from the developer's shell or between tests.
 _ISOLATED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT")

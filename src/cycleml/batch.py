@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -74,6 +74,9 @@ class LoadedModel:
     threshold: float = 0.5
     """Binary decision threshold: positive when P(positive class) >= threshold."""
     alias: str | None = None
+    run_id: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    """The registered version's tags: lineage, test metrics, approval status."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,8 @@ def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> Loade
         schema=schema,
         threshold=float(version.tags.get(_THRESHOLD_TAG, _DEFAULT_THRESHOLD)),
         alias=alias,
+        run_id=str(version.run_id),
+        tags=dict(version.tags or {}),
     )
 
 

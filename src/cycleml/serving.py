@@ -9,35 +9,26 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, create_model
 
+from cycleml.batch import LoadedModel
 from cycleml.modeling import predict_scores
 from cycleml.schema import Schema
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from sklearn.pipeline import Pipeline
 
 __all__ = ["Served", "load", "record_model", "resolve_version", "route", "score"]
 
 
-@dataclass
-class Served:
-    """A registered version, loaded and ready to score."""
-
-    pipeline: Pipeline
-    schema: Schema
-    name: str
-    version: str
-    run_id: str
-    threshold: float = 0.5
-    alias: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+@dataclass(frozen=True)
+class Served(LoadedModel):
+    """A registered version, loaded and ready to score, as the service describes it."""
 
     def metadata(self) -> dict[str, Any]:
         """Name, version, alias, training run, data hashes, git commit and input schema."""
@@ -61,23 +52,10 @@ class Served:
 
 
 def load(client: MlflowClient, name: str, ref: str = "@champion") -> Served:
-    """Load version ``ref`` (number or alias) of ``name`` with its schema, threshold and tags
-    (the same loading as batch scoring: ``batch.load_model``)."""
+    """Load version ``ref`` (number or alias) of ``name``: the same loading as batch scoring."""
     from cycleml.batch import load_model
-    from cycleml.registry import resolve
 
-    loaded = load_model(client, name, ref)
-    version = resolve(client, name, loaded.version)
-    return Served(
-        pipeline=loaded.pipeline,
-        schema=loaded.schema,
-        name=name,
-        version=loaded.version,
-        run_id=str(version.run_id),
-        threshold=loaded.threshold,
-        alias=loaded.alias,
-        tags=dict(version.tags or {}),
-    )
+    return Served(**vars(load_model(client, name, ref)))
 
 
 def route(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import REPO, houses_csv, small_params
+from tests.conftest import REPO, STAGES, houses_csv, small_params
 
 pytestmark = pytest.mark.e2e
 
@@ -44,17 +44,7 @@ def repo(tmp_path: Path) -> Path:
 
 def test_repro_registers_a_champion_with_lineage_then_is_up_to_date(repo: Path) -> None:
     first = sh(repo, str(BIN / "dvc"), "repro")
-    for stage in (
-        "ingest",
-        "validate",
-        "explore",
-        "split",
-        "frame",
-        "tune",
-        "train",
-        "evaluate",
-        "register",
-    ):
+    for stage in STAGES:
         assert f"Running stage '{stage}'" in first.stdout
 
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import repo_params
+from tests.conftest import STAGES, repo_params
 
 pytestmark = pytest.mark.integration
 CYCLEML = Path(sys.executable).parent / "cycleml"
@@ -20,7 +20,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_stage(tmp_path: Path) -> None:
     result = run("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for stage in ("ingest", "validate", "explore", "split", "frame", "tune", "train", "evaluate"):
+    for stage in STAGES:
         assert stage in result.stdout
 
 
@@ -61,17 +61,7 @@ def test_make_ui_serves_the_registry_over_http(tmp_path: Path) -> None:
     raw["data"]["source"]["rows"] = 800
     raw["train"]["xgboost"]["n_estimators"] = 30
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    for stage in (
-        "ingest",
-        "validate",
-        "explore",
-        "split",
-        "frame",
-        "tune",
-        "train",
-        "evaluate",
-        "register",
-    ):
+    for stage in STAGES:
         assert run(stage, cwd=tmp_path).returncode == 0, stage
 
     with socket.socket() as s:
