@@ -47,7 +47,7 @@ check: install ## lint and type-check (ruff, mypy)
 	$(BIN)/ruff format --check src tests serving
 	$(BIN)/mypy
 
-serve: install ## the champion over HTTP on http://$(HOST):$(PORT) (BentoML; `make serve PORT=3100`)
+serve: install ## the champion over HTTP on http://127.0.0.1:3000 (BentoML; `make serve PORT=3100`)
 	cd serving && CYCLEML_ROOT=$(CURDIR) CYCLEML_PARAMS=$(CURDIR)/params.yaml \
 		$(CURDIR)/$(BIN)/bentoml serve service:CycleML --host $(HOST) --port $(PORT)
 
@@ -56,7 +56,7 @@ bento: install ## build a Bento of the service (then `bentoml containerize`, nee
 	cp requirements.lock params.yaml serving/
 	cd serving && CYCLEML_ROOT=$(CURDIR) CYCLEML_PARAMS=$(CURDIR)/params.yaml $(CURDIR)/$(BIN)/bentoml build
 
-ui: install ## MLflow UI on http://$(HOST):$(UI_PORT): runs, models, the registry
+ui: install ## MLflow UI on http://127.0.0.1:5000: runs, models, the registry
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(UI_PORT) --workers 2
 
 lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml's ranges
