@@ -7,7 +7,7 @@ from sklearn import metrics as skm
 
 from cycleml.config import LOWER_IS_BETTER
 
-__all__ = ["better", "classification_metrics", "regression_metrics", "task_metrics"]
+__all__ = ["advantage", "better", "classification_metrics", "regression_metrics", "task_metrics"]
 
 
 def classification_metrics(
@@ -60,11 +60,16 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     }
 
 
+def advantage(metric: str, candidate: float, incumbent: float) -> float:
+    """How far ``candidate`` is ahead of ``incumbent`` on ``metric`` (negative: behind),
+    whichever way the metric improves: the one place that knows the direction."""
+    gap = candidate - incumbent
+    return -gap if metric in LOWER_IS_BETTER else gap
+
+
 def better(metric: str, candidate: float, incumbent: float) -> bool:
     """Whether ``candidate`` beats ``incumbent`` on ``metric`` (direction-aware, strict)."""
-    if metric in LOWER_IS_BETTER:
-        return candidate < incumbent
-    return candidate > incumbent
+    return advantage(metric, candidate, incumbent) > 0
 
 
 def task_metrics(

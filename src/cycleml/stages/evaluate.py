@@ -27,9 +27,9 @@ from sklearn.pipeline import Pipeline
 
 from cycleml import baselines as bl
 from cycleml.business import best_threshold, kpi_name, task_kpis
-from cycleml.config import LOWER_IS_BETTER, EvaluateParams, GoalsParams, Params
+from cycleml.config import EvaluateParams, GoalsParams, Params
 from cycleml.io import read_json, write_csv, write_json
-from cycleml.metrics import task_metrics
+from cycleml.metrics import advantage, task_metrics
 from cycleml.modeling import predict_scores
 from cycleml.paths import Paths
 from cycleml.schema import Schema
@@ -120,8 +120,7 @@ def score_baselines(
 def _baseline_summary(
     model_kpi: float, kpi: str, best: str, on_test: dict[str, float]
 ) -> dict[str, Any]:
-    sign = -1.0 if kpi in LOWER_IS_BETTER else 1.0
-    margin = sign * (model_kpi - on_test[best])
+    margin = advantage(kpi, model_kpi, on_test[best])
     return {
         "kpi": kpi,
         "model": model_kpi,

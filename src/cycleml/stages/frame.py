@@ -18,8 +18,9 @@ import pandas as pd
 
 from cycleml import baselines as bl
 from cycleml.business import kpi_name
-from cycleml.config import LOWER_IS_BETTER, FrameParams, GoalsParams
+from cycleml.config import FrameParams, GoalsParams
 from cycleml.io import read_json, write_json, write_text
+from cycleml.metrics import advantage
 from cycleml.paths import Paths
 from cycleml.schema import Schema
 
@@ -101,8 +102,8 @@ def frame_problem(
             continue
         framing.baselines.append(baseline.as_dict() | {"valid": kpis})
         framing.valid_kpi[baseline.name] = kpis[framing.kpi]
-    pick = min if framing.kpi in LOWER_IS_BETTER else max
-    framing.best_baseline = pick(framing.valid_kpi, key=lambda name: framing.valid_kpi[name])
+    scores = framing.valid_kpi
+    framing.best_baseline = max(scores, key=lambda name: advantage(framing.kpi, scores[name], 0.0))
     return framing
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from cycleml import registry
-from cycleml.config import LOWER_IS_BETTER, Bound, ConfigError, Params
+from cycleml.config import Bound, ConfigError, Params
 from cycleml.io import read_json, write_json
-from cycleml.metrics import better
+from cycleml.metrics import advantage, better
 from cycleml.paths import Paths
 from cycleml.schema import Schema, row_keys
 from cycleml.stages.train import SEEN_ROWS
@@ -96,7 +96,7 @@ def check_baseline(baselines: dict[str, Any], margin: float | None) -> list[str]
     kpi, best = baselines["kpi"], baselines["best_baseline"]
     model, floor = baselines["model"], baselines["best_baseline_kpi"]
     needed = abs(floor) * margin
-    gap = floor - model if kpi in LOWER_IS_BETTER else model - floor
+    gap = advantage(kpi, model, floor)
     if gap > needed or (needed == 0 and gap > 0):
         return []
     return [
