@@ -17,7 +17,7 @@ export DVC_NO_ANALYTICS := 1
 # dvc stages call `cycleml`: the venv comes first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run repro test check serve bento ui clean
+.PHONY: help install run repro test check serve bento ui loop monitor monitor-ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +58,15 @@ bento: install ## build a Bento of the service (then `bentoml containerize`, nee
 
 ui: install ## MLflow UI on http://127.0.0.1:5000: runs, models, the registry
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(UI_PORT) --workers 2
+
+loop: install ## the lifecycle in one go on the demo data: train, serve, drift, monitor, retrain, promote
+	$(BIN)/cycleml loop
+
+monitor: install ## drift and model quality of the served traffic vs the reference (exit 3 drift, 4 degraded)
+	$(BIN)/cycleml monitor
+
+monitor-ui: install ## Evidently UI on http://127.0.0.1:8000: drift over time (monitoring/)
+	$(BIN)/evidently ui --workspace monitoring --host $(HOST) --port 8000
 
 lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml's ranges
 	$(BIN)/python -m pip install --quiet "uv>=0.4"

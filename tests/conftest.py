@@ -23,6 +23,7 @@ STAGES = (
     "tune",
     "train",
     "evaluate",
+    "reference",
     "register",
 )
 """The pipeline's stages in dvc.yaml order."""
@@ -101,6 +102,7 @@ class Project:
             explore,
             frame,
             ingest,
+            reference,
             register,
             split,
             train,
@@ -117,6 +119,7 @@ class Project:
             "tune": lambda: tune.run(params, self.paths),
             "train": lambda: train.run(params, self.paths),
             "evaluate": lambda: evaluate.run(params, self.paths),
+            "reference": lambda: reference.run(params, self.paths),
             "register": lambda: register.run(params, self.paths),
         }
         chosen = names or tuple(steps)

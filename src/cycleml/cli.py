@@ -442,3 +442,258 @@ def predict(
             err_console.print(f"[red]✗ predict failed:[/] {err}")
             raise typer.Exit(1) from None
     _show(f"predict ({name} v{model.version})", report.lines())
+
+
+@app.command()
+def reference(params: ParamsOption = Path("params.yaml")) -> None:
+    """Save the reference profile (held-out rows + predictions) that monitoring compares with."""
+    from cycleml.stages import reference as stage
+
+    with _stage("reference", params) as (p, paths):
+        info = stage.run(p, paths)
+    _show(
+        "reference",
+        [
+            f"{info['rows']:,} held-out rows with predictions -> {paths.reference} (and run "
+            f"{info['run_id']})"
+        ],
+    )
+
+
+@app.command()
+def monitor(
+    last: Annotated[
+        int | None,
+        typer.Option(
+            "--last", min=1, help="the newest N predictions (default monitor.window_rows)"
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="predictions since: 24h, 7d, or 2026-11-20")
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="model version (default: the one serving the newest row)"),
+    ] = None,
+    current: Annotated[
+        Path | None,
+        typer.Option(
+            "--current",
+            help="monitor a CSV/Parquet file instead of the prediction log (scored with "
+            "--version, default @champion; its target column, if any, gives the labels)",
+        ),
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Drift, data quality and model quality of production data against the reference.
+
+    Exit status: 0 ok, 3 drift (inputs or predictions moved), 4 degraded (labelled rows
+    show the model got worse), 1 error. Writes reports/monitor.html (+ monitor_quality.html),
+    reports/monitor.json, metrics/monitor.json and a snapshot in the Evidently workspace.
+    """
+    from cycleml import monitor as mon
+    from cycleml.batch import BatchError
+    from cycleml.config import load_params
+
+    with _registry(params) as (client, _):
+        p = load_params(params)
+        try:
+            with console.status("[bold]monitor[/]: window, reference, drift and quality…"):
+                result = mon.run(
+                    p,
+                    project_paths(),
+                    client,
+                    last=last,
+                    since=since,
+                    version=version,
+                    current=current,
+                )
+        except (mon.MonitorError, BatchError, FileNotFoundError) as err:
+            err_console.print(f"[red]✗ monitor failed:[/] {err}")
+            raise typer.Exit(1) from None
+    name = result.model_name
+    colour = {"ok": "green", "drift": "yellow", "degraded": "red"}[result.verdict]
+    console.print(
+        f"[{colour}]● {result.verdict}[/] [bold]{name} v{result.model_version}[/] "
+        f"({result.seconds:.1f} s)"
+    )
+    for line in mon.describe(result):
+        console.print(f"  {line}")
+    if result.exit_code:
+        console.print(
+            "  next: `cycleml retrain` once labels have arrived, or `evidently ui --workspace "
+            f"{p.monitor.workspace}` to see the trend"
+        )
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def retrain(
+    repro: Annotated[
+        bool, typer.Option("--repro/--no-repro", help="run `dvc repro` after adding the data")
+    ] = True,
+    reload: Annotated[
+        str | None,
+        typer.Option(
+            "--reload",
+            help="a running service's URL (http://127.0.0.1:3000): swap it to the new champion "
+            "now (admin token from serving.admin_token_env) instead of at its next alias check",
+        ),
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Labelled predictions -> a new DVC-versioned data partition -> `dvc repro`.
+
+    The register stage then decides: a model that beats the champion on test rows it
+    never saw becomes champion; a service following the alias swaps to it with no downtime.
+    """
+    from cycleml import retrain as rt
+    from cycleml.config import load_params
+
+    with _registry(params):
+        p = load_params(params)
+        try:
+            done = rt.run(p, project_paths(), repro=repro)
+        except rt.RetrainError as err:
+            err_console.print(f"[red]✗ retrain:[/] {err}")
+            raise typer.Exit(1) from None
+    part = done.partition
+    console.print(f"[green]✓[/] {part.rows:,} labelled rows -> {part.path}")
+    if done.versioned:
+        console.print(f"  versioned by DVC: {part.path.name}.dvc (commit it; `dvc push` the data)")
+    d = done.decision
+    if d is None:
+        console.print("  next: `dvc repro` retrains on the new data version")
+        return
+    if d.get("registered") and d.get("alias") == "champion":
+        console.print(f"[green]✓ retrain: v{d['version']} is the new @champion[/]")
+    elif d.get("registered"):
+        console.print(
+            f"[yellow]retrain: v{d['version']} registered as @{d['alias']}; the champion "
+            f"v{d.get('champion_version')} stays[/]"
+        )
+    else:
+        console.print("[yellow]retrain: the new model missed the register gate; nothing changed[/]")
+    for reason in d.get("reasons", []):
+        console.print(f"  - {reason}")
+    if reload:
+        _reload_service(reload, p.serving.admin_token_env)
+
+
+def _reload_service(url: str, token_env: str) -> None:
+    import os
+
+    import httpx
+
+    token = os.environ.get(token_env, "")
+    if not token:
+        err_console.print(f"[yellow]--reload: set {token_env} to the service's admin token[/]")
+        raise typer.Exit(1)
+    try:
+        answer = httpx.post(
+            url.rstrip("/") + "/admin/reload",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+        answer.raise_for_status()
+    except httpx.HTTPError as err:
+        err_console.print(f"[red]✗ reload of {url} failed:[/] {err}")
+        raise typer.Exit(1) from None
+    info = answer.json()
+    console.print(f"[green]✓[/] {url} now serves v{info['now']} (was v{info['before']})")
+
+
+@app.command()
+def loop(
+    rows: Annotated[int, typer.Option(min=500, help="training rows of v1 (demo data)")] = 6000,
+    traffic: Annotated[
+        int, typer.Option(min=500, help="production requests per wave (labelled later)")
+    ] = 5000,
+    scenario: Annotated[
+        str, typer.Option(help="drift scenario of the traffic: churn_propensity, price_rise, …")
+    ] = "churn_propensity",
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials per training")] = 4,
+    workspace: Annotated[Path, typer.Option(help="throwaway project folder (rebuilt)")] = Path(
+        "loop"
+    ),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-S", help="a param in the loop's project: KEY=VALUE (YAML value)"),
+    ] = None,
+) -> None:
+    """The whole lifecycle in one go: train v1, serve it, drifted traffic with late labels,
+    monitor, retrain, promote v2 with no downtime, and a before/after summary."""
+    from cycleml import loop as lifecycle
+    from cycleml.config import ConfigError
+    from cycleml.demo import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        err_console.print(f"[red]--scenario: one of {', '.join(SCENARIOS)}[/]")
+        raise typer.Exit(2)
+    import yaml
+
+    overrides = {}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            err_console.print(f"[red]--set {item!r}: use KEY=VALUE, e.g. tune.n_trials=2[/]")
+            raise typer.Exit(2)
+        overrides[key.strip()] = yaml.safe_load(value)
+    repo = project_paths().root
+    settings = lifecycle.LoopSettings(
+        rows=rows, traffic=traffic, scenario=scenario, trials=trials, overrides=overrides
+    )
+    console.rule("[bold]cycleml loop")
+    try:
+        with console.status("[bold]the loop is running…[/]") as status:
+
+            def say(text: str) -> None:
+                console.print(f"[green]●[/] {text}")
+                status.update("[bold]the loop is running…[/]")
+
+            summary = lifecycle.run(repo, (repo / workspace).resolve(), settings, say)
+    except ConfigError as err:
+        err_console.print(f"[red]✗ loop: invalid --set[/]\n{err}")
+        raise typer.Exit(2) from None
+    except RuntimeError as err:
+        err_console.print(f"[red]✗ loop failed:[/] {err}")
+        raise typer.Exit(1) from None
+    _loop_summary(summary)
+
+
+def _loop_summary(s: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console.rule("[bold]summary")
+    versions, kpi, m = s["versions"], s["kpi"], s["test_metrics"]
+    table = Table(show_header=True)
+    table.add_column("")
+    table.add_column(f"before (v{versions['before']})", justify="right")
+    table.add_column(f"after (v{versions['after']})", justify="right")
+    for metric in m["before"]:
+        table.add_row(
+            f"test {metric}", f"{m['before'][metric]:,.4f}", f"{m['after'].get(metric, 0):,.4f}"
+        )
+    table.add_row(
+        "profit per customer, served",
+        f"{kpi['wave_1_served_by_v1']:,.2f} (wave 1)",
+        f"{kpi['wave_2_served_by_v2']:,.2f} (wave 2)",
+    )
+    table.add_row(
+        "profit per customer, wave 2",
+        f"{kpi['wave_2_if_v1_had_served']:,.2f} (had v1 served)",
+        f"{kpi['wave_2_served_by_v2']:,.2f}",
+    )
+    table.add_row("monitor verdict", s["monitor"]["before"], s["monitor"]["after"])
+    console.print(table)
+    console.print(
+        (
+            "[green]v{after} promoted and serving[/]"
+            if s["promoted"]
+            else "[yellow]v{before} kept[/]"
+        ).format(**versions)
+        + f" — {s['seconds']['total']:.0f} s in all"
+    )
+    console.print("where to look:")
+    for what, where in s["reports"].items():
+        console.print(f"  {what:<22} {where}")

@@ -91,6 +91,17 @@ class CleanRules(_Strict):
     drop_empty_columns: bool = True
 
 
+class Partitions(_Strict):
+    """New labelled data appended to the source: immutable Parquet files, one per
+    ``cycleml retrain``, each versioned by DVC. Ingest reads them after the source."""
+
+    dir: str = Field("data/partitions", description="folder of the partition files")
+    use_source: bool = Field(
+        True, description="false: train on the partitions only (after a concept drift)"
+    )
+    last: int | None = Field(None, ge=1, description="only the newest N partitions; null: all")
+
+
 class DataParams(_Strict):
     source: Source
     target: str
@@ -102,6 +113,7 @@ class DataParams(_Strict):
         None, description="strftime format of time_column, e.g. %d/%m/%Y; None = ISO 8601"
     )
     clean: CleanRules = CleanRules()
+    partitions: Partitions = Partitions()
 
 
 # --- goals -----------------------------------------------------------------------------
@@ -488,6 +500,48 @@ class ServingParams(_Strict):
     challenger: ChallengerParams = ChallengerParams()
 
 
+class MonitorParams(_Strict):
+    """`cycleml monitor`: the prediction log (or a file) against the reference profile."""
+
+    window_rows: int = Field(10_000, ge=1, description="default window: the newest N predictions")
+    min_rows: int = Field(200, ge=1, description="fewer rows: no drift verdict (noted)")
+    drift_share: float = Field(
+        0.3, gt=0, le=1, description="share of drifted feature columns that is dataset drift"
+    )
+    drifted_columns: int | None = Field(
+        1, ge=1, description="this many drifted feature columns is drift; null: share only"
+    )
+    column_threshold: float | None = Field(
+        None, gt=0, description="effect size (distance) of a drifted column; null: 0.1"
+    )
+    significance: float = Field(
+        0.01, gt=0, lt=1, description="a drifted column's shift must also have p below this"
+    )
+    prediction_psi: float | None = Field(
+        0.1, gt=0, description="PSI of the prediction above this is drift; null: ignore it"
+    )
+    min_labelled: int = Field(200, ge=1, description="labelled rows needed to judge quality")
+    max_quality_drop: dict[str, float] = Field(
+        {"roc_auc": 0.04, "log_loss": 0.15, "rmse": 0.1, "mae": 0.1},
+        description="metric -> largest relative worsening vs the reference (0.04 = 4%)",
+    )
+    reference_rows: int = Field(50_000, ge=100, description="rows kept in the reference profile")
+    max_rows: int = Field(
+        20_000, ge=100, description="larger windows are sampled (seeded) for the Evidently report"
+    )
+    workspace: str = Field("monitoring", description="Evidently workspace (`evidently ui`)")
+    project: str = Field("cycleml", description="Evidently project name")
+
+
+class RetrainParams(_Strict):
+    """`cycleml retrain`: labelled predictions -> a new data partition -> `dvc repro`."""
+
+    min_rows: int = Field(200, ge=1, description="fewest new labelled rows worth a retrain")
+    role: Literal["served", "all"] = Field(
+        "served", description="served: only answers clients got (not shadow scores)"
+    )
+
+
 class TrackingParams(_Strict):
     experiment: str = "cycleml"
     tracking_uri: str = Field(
@@ -512,6 +566,8 @@ class Params(_Strict):
     evaluate: EvaluateParams = EvaluateParams()
     register_: RegisterParams = Field(RegisterParams(), alias="register")
     serving: ServingParams = ServingParams()
+    monitor: MonitorParams = MonitorParams()
+    retrain: RetrainParams = RetrainParams()
     tracking: TrackingParams = TrackingParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -58,6 +58,11 @@ class Paths:
     def train_run(self) -> Path:
         return self.root / "models" / "train_run.json"
 
+    @property
+    def reference(self) -> Path:
+        """Held-out rows with the model's predictions: what monitoring compares with."""
+        return self.root / "models" / "reference.parquet"
+
     # metrics, plots, reports
     def metrics(self, stage: str) -> Path:
         return self.root / "metrics" / f"{stage}.json"

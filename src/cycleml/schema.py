@@ -98,7 +98,8 @@ class Schema(BaseModel):
         if self.task == "regression":
             return values.astype("float64").to_numpy()
         index = {label: i for i, label in enumerate(self.classes)}
-        keys = values.map(label_key)
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)  # one key per label
+        keys = pd.Series(np.asarray([label_key(u) for u in uniques], dtype=object)[codes])
         unknown = sorted(set(keys) - index.keys())
         if unknown:
             raise ValueError(

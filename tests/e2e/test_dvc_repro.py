@@ -32,6 +32,7 @@ def repo(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "contracts", root / "contracts")
+    shutil.copytree(REPO / "data" / "partitions", root / "data" / "partitions")
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(rows=1500), sort_keys=False))

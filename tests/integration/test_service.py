@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -23,6 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from cycleml.server import Service
 from tests.conftest import REPO, Project, small_params
 
 pytestmark = pytest.mark.integration
@@ -60,12 +58,6 @@ class Server:
                 return err.code, text.decode()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
@@ -75,49 +67,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     os.chdir(root)
     project = Project(root)
     raw = small_params()
-    raw["serving"].update(reload_seconds=1, port=free_port())
+    raw["serving"].update(reload_seconds=1)
     raw["serving"]["challenger"]["mode"] = "shadow"
     raw["serving"]["max_records"] = 50
     params = project.write_params(raw)
     project.run_stages(params)
-    # mlflow.set_tracking_uri() in earlier tests exports MLFLOW_TRACKING_URI: not ours
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env = {
-        **inherited,
-        "CYCLEML_ROOT": str(root),
-        "CYCLEML_PARAMS": str(root / "params.yaml"),
-        "CYCLEML_ADMIN_TOKEN": TOKEN,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "BENTOML_DO_NOT_TRACK": "true",
-    }
-    bentoml = Path(sys.executable).parent / "bentoml"
-    logfile = (root / "serve.log").open("wb")
-    port = raw["serving"]["port"]
-    process = subprocess.Popen(
-        [str(bentoml), "serve", "service:CycleML", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO / "serving",
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=logfile,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "/readyz", timeout=2).close()
-            break
-        except OSError:
-            assert process.poll() is None, (root / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "bentoml serve did not get ready in 120 s"
-            time.sleep(0.5)
-    yield Server(url, project, process)
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    logfile.close()
+    with Service.start(REPO, root, token=TOKEN) as service:
+        yield Server(service.url, project, service.process)
     os.chdir(before)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,7 +19,15 @@ from cycleml.config import CleanRules, DataParams, DemoSource, FileSource, SqlSo
 from cycleml.io import write_json, write_parquet
 from cycleml.paths import Paths
 
-__all__ = ["IngestError", "IngestReport", "clean", "read_source", "run"]
+__all__ = [
+    "IngestError",
+    "IngestReport",
+    "clean",
+    "partition_files",
+    "read_all",
+    "read_source",
+    "run",
+]
 
 
 _MAX_UNPARSED_DATES = 0.02
@@ -43,9 +52,14 @@ class IngestReport:
     time_column_unparsed: int = 0
     dates_from_text: list[str] = field(default_factory=list)
     """Text columns holding ISO dates (2024-01-31), parsed so they are not categories."""
+    partitions: dict[str, int] = field(default_factory=dict)
+    """Rows read from each partition file (data.partitions), after the source."""
 
     def lines(self) -> list[str]:
         out = [f"read {self.rows_read:,} rows x {self.columns_read} columns"]
+        if self.partitions:
+            parts = sum(self.partitions.values())
+            out.append(f"  of which {parts:,} from {len(self.partitions)} partition(s)")
         for col, n in self.na_markers.items():
             out.append(f"{col}: {n:,} missing marker(s) -> missing")
         for col, info in self.numeric_from_text.items():
@@ -288,12 +302,56 @@ def _maybe_iso_dates(
     return parsed
 
 
+def partition_files(folder: Path, last: int | None = None) -> list[Path]:
+    """The partition files in ``folder``, oldest first (names sort by time), maybe only
+    the newest ``last``."""
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    return files[-last:] if last else files
+
+
+def _read_partitions(data: DataParams, paths: Paths, report: IngestReport) -> list[pd.DataFrame]:
+    frames = []
+    for file in partition_files(paths.root / data.partitions.dir, data.partitions.last):
+        frame = pd.read_parquet(file)
+        report.partitions[file.name] = len(frame)
+        frames.append(frame)
+    return frames
+
+
+def read_all(data: DataParams, paths: Paths, report: IngestReport) -> pd.DataFrame:
+    """The source (unless ``data.partitions.use_source`` is false) and then every
+    partition, as one table; a partition column the source lacks is an error."""
+    frames = [read_source(data.source)] if data.partitions.use_source else []
+    if frames and frames[0].empty:
+        raise IngestError("data.source: the source returned no rows")
+    parts = _read_partitions(data, paths, report)
+    if not frames and not parts:
+        raise IngestError(
+            f"data.partitions.use_source is false but {data.partitions.dir} holds no partition; "
+            "run `cycleml retrain` first or set data.partitions.use_source: true"
+        )
+    if frames:
+        known = {str(c).strip() for c in frames[0].columns}
+        for name, part in zip(report.partitions, parts, strict=True):
+            extra = sorted(str(c) for c in part.columns if str(c).strip() not in known)
+            if extra:
+                raise IngestError(
+                    f"{data.partitions.dir}/{name}: column(s) {extra} are not in data.source; "
+                    "remove the partition or add the columns to the source"
+                )
+            part.columns = [str(c) for c in part.columns]
+    tables = frames + parts
+    return tables[0] if len(tables) == 1 else pd.concat(tables, ignore_index=True)
+
+
 def run(data: DataParams, paths: Paths) -> IngestReport:
-    """Read the source, clean it, write ``data/raw/data.parquet`` and the report."""
-    frame = read_source(data.source)
+    """Read the source and the partitions, clean them, write ``data/raw/data.parquet``."""
+    found = IngestReport()
+    frame = read_all(data, paths, found)
     if frame.empty:
         raise IngestError("data.source: the source returned no rows")
     cleaned, report = clean(frame, data)
+    report.partitions = found.partitions
     write_parquet(paths.raw, cleaned)
     write_json(paths.report("ingest.json"), report.__dict__)
     return report

@@ -1,0 +1,223 @@
+"""`cycleml monitor` against a real trained model, its reference profile and a real
+prediction log: quiet on the reference distribution, data drift on a shifted column,
+degradation (concept drift) when the target's relation to the features changes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cycleml import monitor as mon
+from cycleml.batch import LoadedModel, load_model
+from cycleml.config import Params
+from cycleml.demo import generate_churn
+from cycleml.predlog import PredictionLog
+from cycleml.serving import Served, score
+from cycleml.stages.ingest import clean
+from cycleml.tracking import configure
+from tests.conftest import Project, small_params
+
+pytestmark = pytest.mark.integration
+CYCLEML = Path(sys.executable).parent / "cycleml"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, Params]]:
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
+        os.environ.pop(name, None)  # module scope: the autouse env fixture has not run yet
+    root = tmp_path_factory.mktemp("monitored")
+    before = Path.cwd()
+    os.chdir(root)
+    project = Project(root)
+    params = project.write_params(small_params(rows=4000))
+    project.run_stages(params)
+    yield project, params
+    os.chdir(before)
+
+
+def champion(project: Project, params: Params) -> LoadedModel:
+    client = configure(params.tracking, project.paths)
+    return load_model(client, params.register_.model_name, "@champion")
+
+
+def window(project: Project, params: Params, scenario: str, rows: int = 3000) -> Path:
+    """Demo customers of ``scenario`` (a seed training never saw) as a file, labels in."""
+    path = project.root / f"current-{scenario}-{rows}.parquet"
+    generate_churn(rows, 4242, scenario).to_parquet(path)
+    return path
+
+
+def check(project: Project, params: Params, path: Path) -> mon.MonitorResult:
+    model = champion(project, params)
+    frame = mon.from_file(path, model, params.data.target, params.data.clean.na_values)
+    result, _ = mon.check(
+        pd.read_parquet(project.paths.reference),
+        frame,
+        model,
+        params.monitor,
+        window=str(path),
+        reports_dir=project.root / "reports",
+    )
+    return result
+
+
+def test_reference_profile_holds_held_out_rows_with_predictions(
+    trained: tuple[Project, Params],
+) -> None:
+    project, params = trained
+    reference = pd.read_parquet(project.paths.reference)
+    valid = pd.read_parquet(project.paths.split("valid"))
+    test = pd.read_parquet(project.paths.split("test"))
+    assert len(reference) == len(valid) + len(test)
+    assert {"prediction", "probability_Yes", "probability_No", "churn"} <= set(reference.columns)
+    assert reference["probability_Yes"].between(0, 1).all()
+    assert set(reference["churn"]) == {"Yes", "No"}
+
+
+def test_no_drift_on_data_from_the_reference_distribution(trained: tuple[Project, Params]) -> None:
+    project, params = trained
+    result = check(project, params, window(project, params, "none"))
+    assert result.verdict == "ok", result.drift["drifted"]
+    assert result.drift["drifted"] == []
+    assert not result.prediction["drifted"]
+    assert result.quality["degraded"] == []
+    assert result.exit_code == 0
+
+
+def test_a_shifted_column_is_data_drift(trained: tuple[Project, Params]) -> None:
+    project, params = trained
+    result = check(project, params, window(project, params, "price_rise"))
+    assert result.verdict == "drift"
+    assert result.drift["drifted"] == ["monthly_charges"]
+    assert result.drift["columns"]["monthly_charges"]["p_value"] < 1e-6
+    assert result.exit_code == 3
+
+
+def test_an_unseen_category_is_reported_and_drifts(trained: tuple[Project, Params]) -> None:
+    project, params = trained
+    result = check(project, params, window(project, params, "new_contract"))
+    assert result.verdict == "drift"
+    contract = result.data_quality["columns"]["contract"]
+    assert "Quarterly" in contract["new_categories"]
+    assert 0.15 < contract["new_category_share"] < 0.35
+
+
+def test_a_changed_target_relation_is_degradation_not_data_drift(
+    trained: tuple[Project, Params],
+) -> None:
+    project, params = trained
+    result = check(project, params, window(project, params, "churn_propensity"))
+    assert result.drift["drifted"] == []  # the features did not move
+    assert result.verdict == "degraded"
+    assert "log_loss" in result.quality["degraded"]
+    labels = result.quality["labels"]["Yes"]
+    assert labels["current"] > labels["reference"] + 0.08  # churn rose
+    assert result.exit_code == 4
+
+
+def test_too_few_rows_give_no_drift_verdict_and_say_so(trained: tuple[Project, Params]) -> None:
+    project, params = trained
+    result = check(project, params, window(project, params, "price_rise", rows=60))
+    assert result.verdict == "ok"
+    assert any("too few to judge drift" in note for note in result.notes)
+    assert "skipped" in result.quality
+
+
+def test_the_prediction_log_window_by_version_rows_and_time(
+    trained: tuple[Project, Params],
+) -> None:
+    project, params = trained
+    model = champion(project, params)
+    served = Served(**vars(model))
+    url = project.paths.database_url("sqlite:///log-window.db")
+    log = PredictionLog(url, flush_seconds=0.05)
+    frame, _ = clean(generate_churn(400, 9, "none"), params.data)
+    records = frame[model.schema.inputs].astype(object).where(frame.notna(), None)
+    rows = records.to_dict(orient="records")
+    answers = score(served, rows)
+    log.add(model.name, rows, answers)
+    log.flush()
+    for answer, truth in list(zip(answers, frame["churn"], strict=True))[:250]:
+        log.feedback(answer["request_id"], truth)
+    log.close()
+
+    def load(version: str) -> LoadedModel:
+        assert version == model.version
+        return model
+
+    current, found = mon.from_log(url, model.name, load, chunk_rows=150)
+    assert found is model and len(current) == len(rows)
+    assert current["_label"].notna().sum() == 250
+    logged = dict(zip(current["_request_id"], current["prediction"], strict=True))
+    assert logged == {a["request_id"]: a["prediction"] for a in answers}
+    assert current["monthly_charges"].dtype == "float64"
+    sent = {a["request_id"]: r["contract"] for a, r in zip(answers, rows, strict=True)}
+    assert dict(zip(current["_request_id"], current["contract"], strict=True)) == sent
+    newest, _ = mon.from_log(url, model.name, load, last=100)
+    assert len(newest) == 100
+    with pytest.raises(mon.MonitorError, match="no served predictions"):
+        mon.from_log(url, model.name, load, since=mon.parse_since("1h") + 7200)
+    with pytest.raises(mon.MonitorError, match="no served predictions"):
+        mon.from_log(url, model.name, load, version="99")
+
+
+def test_cli_writes_every_output_and_exits_with_the_verdict(
+    trained: tuple[Project, Params],
+) -> None:
+    project, params = trained
+    path = window(project, params, "price_rise")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [str(CYCLEML), "monitor", "--current", str(path)],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "drift" in done.stdout and "monthly_charges" in done.stdout
+    summary = json.loads((project.root / "reports" / "monitor.json").read_text())
+    assert summary["verdict"] == "drift"
+    metrics = json.loads((project.root / "metrics" / "monitor.json").read_text())
+    assert metrics["drifted_columns"] == 1 and metrics["labelled_rows"] == 3000
+    assert (project.root / "reports" / "monitor.html").stat().st_size > 10_000
+    assert (project.root / "reports" / "monitor_quality.html").exists()
+
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(str(project.root / "monitoring"))
+    found = workspace.search_project("cycleml")
+    assert found and len(workspace.list_runs(found[0].id)) == 2  # drift + quality
+
+
+def test_cli_errors_name_the_problem(trained: tuple[Project, Params]) -> None:
+    project, _ = trained
+    bad = project.root / "bad.parquet"
+    generate_churn(300, 1, "none").drop(columns=["tenure_months"]).to_parquet(bad)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [str(CYCLEML), "monitor", "--current", str(bad)],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert "tenure_months" in done.stderr
+
+
+def test_unknown_labels_are_an_error_naming_the_target(trained: tuple[Project, Params]) -> None:
+    project, params = trained
+    path = project.root / "typo.parquet"
+    frame = generate_churn(300, 3, "none")
+    frame.loc[:10, "churn"] = "Maybe"
+    frame.to_parquet(path)
+    with pytest.raises(mon.MonitorError, match="'churn'.*Maybe"):
+        check(project, params, path)

@@ -1,0 +1,35 @@
+"""Monitoring's pure parts: time windows and the population stability index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cycleml.monitor import MonitorError, parse_since, psi
+
+
+def test_since_takes_durations_and_iso_dates() -> None:
+    now = 1_800_000_000.0
+    assert parse_since("24h", now) == now - 86_400
+    assert parse_since("30m", now) == now - 1_800
+    assert parse_since("2w", now) == now - 14 * 86_400
+    assert parse_since("2027-01-15", now) == 1_799_971_200  # midnight UTC
+    assert parse_since("1970-01-02T00:00", now) == 86_400
+
+
+def test_since_rejects_what_it_cannot_read() -> None:
+    with pytest.raises(MonitorError, match="--since 'yesterday'"):
+        parse_since("yesterday")
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.beta(2, 5, 20_000)
+    assert psi(reference, rng.beta(2, 5, 20_000)) < 0.01
+    assert psi(reference, rng.beta(3, 4, 20_000)) > 0.2
+
+
+def test_psi_ignores_missing_values_and_handles_constant_outputs() -> None:
+    reference = np.r_[np.full(500, 0.3), np.nan]
+    assert psi(reference, np.full(400, 0.3)) == pytest.approx(0.0, abs=1e-9)
+    assert np.isnan(psi(np.array([np.nan]), np.array([0.1])))
