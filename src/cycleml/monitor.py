@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cycleml.batch import LoadedModel, prepare_inputs, score_table
-from cycleml.config import MonitorParams, Params
+from cycleml.config import DataParams, MonitorParams, Params
 from cycleml.metrics import advantage, task_metrics
 from cycleml.paths import Paths
 from cycleml.schema import Schema
@@ -253,21 +253,22 @@ def from_log(
     return rows.iloc[::-1].reset_index(drop=True), model
 
 
-def from_file(
-    path: Path, model: LoadedModel, target: str, na_values: list[str] | None = None
-) -> pd.DataFrame:
-    """Rows of a CSV or Parquet file scored by ``model``; its target column, when
-    present, gives the labels."""
-    from cycleml.batch import BatchError
+def from_file(path: Path, model: LoadedModel, data: DataParams) -> pd.DataFrame:
+    """Rows of a CSV or Parquet file, read and cleaned as ingest reads and cleans the
+    source (separator, encoding, missing markers, numbers stored as text), scored by
+    ``model``; its target column, when present, gives the labels."""
+    from cycleml.config import FileSource
+    from cycleml.stages.ingest import IngestError, clean, read_source
 
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        frame = pd.read_parquet(path)
-    elif name.endswith((".csv", ".csv.gz")):
-        frame = pd.read_csv(path, sep=None, engine="python", dtype=str, keep_default_na=False)
-    else:
-        raise BatchError(f"{path}: unknown file type; use .csv, .csv.gz, .parquet or .pq")
-    frame.columns = [str(c).strip() for c in frame.columns]
+    options = data.source.model_dump() if isinstance(data.source, FileSource) else {}
+    source = FileSource.model_validate({**options, "kind": "file", "path": str(path)})
+    # every row is data to judge: keep duplicates and empty columns, drop nothing
+    rules = data.clean.model_copy(update={"drop_duplicates": False, "drop_empty_columns": False})
+    as_ingest = data.model_copy(update={"source": source, "clean": rules, "drop_columns": []})
+    try:
+        frame, _ = clean(read_source(source), as_ingest)
+    except IngestError as err:
+        raise MonitorError(f"--current {path}: {err}") from None
     missing = [c for c in model.schema.inputs if c not in frame.columns]
     if missing:
         raise MonitorError(
@@ -276,13 +277,13 @@ def from_file(
         )
     if frame.empty:
         raise MonitorError(f"{path} has no rows to monitor")
-    scored = score_table(frame, model, na_values).to_pandas()
+    scored = score_table(frame, model, data.clean.na_values).to_pandas()
     out = frame[model.schema.inputs].copy().reset_index(drop=True)
     for col in scored.columns:
         if col not in ("model_name", "model_version"):
             out[col] = scored[col].to_numpy()
-    labels = frame[target].replace({"": None}) if target in frame.columns else None
-    out["_label"] = labels.to_numpy() if labels is not None else None
+    target = data.target
+    out["_label"] = frame[target].to_numpy() if target in frame.columns else None
     return out
 
 
@@ -430,12 +431,16 @@ def _quality(
         if name not in now or now[name] != now[name] or not ref.get(name):
             continue
         worse = -advantage(name, now[name], ref[name]) / abs(ref[name])
+        p_value = _worse_by_chance(
+            name, schema, (y_ref, scores(ref_rows)), (y_now, scores(labelled))
+        )
         metrics[name] = {
             "reference": ref[name],
             "current": now[name],
             "relative_worsening": worse,
             "limit": limit,
-            "degraded": bool(worse > limit),
+            "p_value": p_value,
+            "degraded": bool(worse > limit and (p_value is None or p_value < cfg.significance)),
         }
     if schema.task == "classification":
         k = len(schema.classes)
@@ -455,6 +460,63 @@ def _quality(
         "degraded": [m for m, i in metrics.items() if i["degraded"]],
         "labels": label_shift,
     }
+
+
+def _row_losses(name: str, schema: Schema, y: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
+    """Each row's share of a metric that is a mean over rows (None for other metrics)."""
+    if name == "log_loss" and schema.task == "classification":
+        picked = scores[np.arange(len(y)), y]
+        return np.asarray(-np.log(np.clip(picked, 1e-15, 1.0)))
+    if schema.task != "regression":
+        return None
+    error = y - scores
+    if name == "rmse":
+        return np.asarray(error**2)
+    if name == "mae":
+        return np.asarray(np.abs(error))
+    if name == "mape":
+        nonzero = y != 0
+        return np.asarray(np.abs(error[nonzero] / y[nonzero]))
+    return None
+
+
+def _auc_se(auc: float, positives: int, negatives: int) -> float:
+    """Hanley and McNeil's standard error of a ROC AUC."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (
+        positives * negatives
+    )
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def _worse_by_chance(
+    name: str,
+    schema: Schema,
+    reference: tuple[np.ndarray, np.ndarray],
+    current: tuple[np.ndarray, np.ndarray],
+) -> float | None:
+    """One-sided p-value of the current rows being this much worse by chance alone: Welch's
+    t-test on per-row losses (log_loss, rmse via squared errors, mae, mape), Hanley-McNeil
+    for a binary roc_auc; None for metrics without a test here."""
+    from scipy import stats
+
+    losses = [_row_losses(name, schema, y, s) for y, s in (reference, current)]
+    if losses[0] is not None and losses[1] is not None:
+        if min(len(losses[0]), len(losses[1])) < 2:
+            return None
+        test = stats.ttest_ind(losses[1], losses[0], equal_var=False, alternative="greater")
+        return float(test.pvalue)
+    if name == "roc_auc" and schema.is_binary:
+        from sklearn.metrics import roc_auc_score
+
+        ses, aucs = [], []
+        for y, s in (reference, current):
+            positives = int(y.sum())
+            aucs.append(float(roc_auc_score(y, s[:, 1])))
+            ses.append(_auc_se(aucs[-1], positives, len(y) - positives))
+        z = (aucs[0] - aucs[1]) / max(float(np.hypot(ses[0], ses[1])), 1e-12)
+        return float(stats.norm.sf(z))
+    return None
 
 
 def _evidently_inputs(
@@ -792,7 +854,7 @@ def run(
     name = params.register_.model_name
     if current is not None:
         model = load_model(client, name, version or "@champion")
-        frame = from_file(current, model, params.data.target, params.data.clean.na_values)
+        frame = from_file(current, model, params.data)
         window = f"file {current}"
     else:
         limit = last or (None if since else params.monitor.window_rows)

@@ -56,7 +56,7 @@ def window(project: Project, params: Params, scenario: str, rows: int = 3000) ->
 
 def check(project: Project, params: Params, path: Path) -> mon.MonitorResult:
     model = champion(project, params)
-    frame = mon.from_file(path, model, params.data.target, params.data.clean.na_values)
+    frame = mon.from_file(path, model, params.data)
     result, _ = mon.check(
         pd.read_parquet(project.paths.reference),
         frame,
@@ -221,3 +221,17 @@ def test_unknown_labels_are_an_error_naming_the_target(trained: tuple[Project, P
     frame.to_parquet(path)
     with pytest.raises(mon.MonitorError, match="'churn'.*Maybe"):
         check(project, params, path)
+
+
+def test_a_csv_window_is_read_and_cleaned_as_ingest_reads_the_source(
+    trained: tuple[Project, Params],
+) -> None:
+    project, params = trained
+    path = project.root / "window.csv"
+    generate_churn(2000, 77, "none").to_csv(path, sep=";", index=False)  # '?' and ' ' inside
+    frame = mon.from_file(path, champion(project, params), params.data)
+    assert len(frame) == 2000  # duplicates kept: every row is judged
+    assert frame["total_charges"].dtype == "float64"  # text with blanks, as in ingest
+    assert frame["payment_method"].isna().sum() > 0  # the '?' marker is missing
+    assert "?" not in set(frame["payment_method"].dropna())
+    assert set(frame["_label"]) == {"Yes", "No"}

@@ -33,3 +33,29 @@ def test_psi_ignores_missing_values_and_handles_constant_outputs() -> None:
     reference = np.r_[np.full(500, 0.3), np.nan]
     assert psi(reference, np.full(400, 0.3)) == pytest.approx(0.0, abs=1e-9)
     assert np.isnan(psi(np.array([np.nan]), np.array([0.1])))
+
+
+def test_a_worse_metric_is_significant_only_when_the_rows_say_so() -> None:
+    from cycleml.monitor import _worse_by_chance
+    from cycleml.schema import Schema
+
+    schema = Schema(
+        task="classification", target="y", classes=["0", "1"], numeric=["x"], categorical=[]
+    )
+    rng = np.random.default_rng(1)
+
+    def rows(n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 2, n)
+        p = np.clip(0.5 + (y - 0.5) * 0.6 + rng.normal(0, noise, n), 0.01, 0.99)
+        return y, np.column_stack([1 - p, p])
+
+    reference = rows(5000, 0.2)
+    same = _worse_by_chance("log_loss", schema, reference, rows(5000, 0.2))
+    worse = _worse_by_chance("log_loss", schema, reference, rows(5000, 0.5))
+    assert same is not None and same > 0.01
+    assert worse is not None and worse < 1e-6
+    auc_worse = _worse_by_chance("roc_auc", schema, reference, rows(5000, 0.6))
+    assert auc_worse is not None and auc_worse < 1e-6
+    tiny = _worse_by_chance("roc_auc", schema, reference, rows(40, 0.3))
+    assert tiny is not None and tiny > 0.01  # 40 rows cannot show a small drop
+    assert _worse_by_chance("f1", schema, reference, rows(100, 0.2)) is None
