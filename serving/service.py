@@ -227,3 +227,7 @@ class CycleML:
     def close(self) -> None:
         self._stop.set()
         self.log.close()
+
+
+# a body over serving.max_body_bytes is refused (413) before it is read into memory
+CycleML.add_asgi_middleware(serving.BodyLimit, max_bytes=PARAMS.serving.max_body_bytes)

@@ -491,6 +491,9 @@ class ServingParams(_Strict):
         "CYCLEML_ADMIN_TOKEN", description="environment variable holding the admin token"
     )
     max_records: int = Field(10_000, ge=1, description="records per /predict request")
+    max_body_bytes: int = Field(
+        16 * 2**20, ge=1024, description="larger request bodies are refused with 413"
+    )
     max_batch_size: int = Field(64, ge=1, description="adaptive batching on /predict_one")
     max_latency_ms: int = Field(
         1000,

@@ -70,6 +70,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     raw["serving"].update(reload_seconds=1)
     raw["serving"]["challenger"]["mode"] = "shadow"
     raw["serving"]["max_records"] = 50
+    raw["serving"]["max_body_bytes"] = 64 * 1024
     params = project.write_params(raw)
     project.run_stages(params)
     with Service.start(REPO, root, token=TOKEN) as service:
@@ -137,6 +138,16 @@ def test_too_many_records_is_a_4xx_naming_the_limit(server: Server) -> None:
     many = records(server, 1) * 51
     code, body = server.call("/predict", {"records": many})
     assert code == 400 and "serving.max_records" in json.dumps(body)
+
+
+def test_an_oversized_body_is_413_on_every_endpoint_and_not_echoed(server: Server) -> None:
+    padding = "x" * (70 * 1024)
+    for path in ("/predict", "/feedback", "/admin/reload"):
+        code, body = server.call(path, raw=json.dumps({"records": [], "pad": padding}).encode())
+        assert code == 413, path
+        assert "serving.max_body_bytes" in json.dumps(body) and "xxxx" not in json.dumps(body)
+    code, _ = server.call("/predict", {"records": records(server, 2)})
+    assert code == 200  # the server is unharmed
 
 
 def test_single_records_are_batched_adaptively(server: Server) -> None:
