@@ -13,6 +13,7 @@ promoted, one that does not stays a challenger. A running service follows the
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import subprocess
 import sys
@@ -128,7 +129,9 @@ def partition_frame(rows: pd.DataFrame, data: DataParams, raw: Path) -> pd.DataF
 def write_partition(folder: Path, frame: pd.DataFrame, label_times: np.ndarray) -> Partition:
     """Write ``frame`` as a new partition named after its newest label's time."""
     last = float(np.max(label_times))
-    stamp = dt.datetime.fromtimestamp(last, dt.UTC).strftime(_STAMP)
+    # rounded up past the microseconds the name can hold, so the watermark read back from
+    # the name is never below the newest label it holds (that label is not exported twice)
+    stamp = dt.datetime.fromtimestamp((math.ceil(last * 1e6) + 1) / 1e6, dt.UTC).strftime(_STAMP)
     path = folder / f"{PREFIX}{stamp}.parquet"
     if path.exists():
         raise RetrainError(f"{path} exists already: these labels are in a partition")
