@@ -17,7 +17,7 @@ export DVC_NO_ANALYTICS := 1
 # dvc stages call `cycleml`: the venv comes first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run repro test check serve bento ui loop monitor monitor-ui clean
+.PHONY: help install run repro test check serve bento ui loop monitor monitor-ui audit fuzz clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,10 +42,14 @@ repro: install ## rerun only the stages whose inputs changed
 test: install ## run the test suite (unit, data, model, integration, e2e)
 	$(BIN)/pytest
 
-check: install ## lint and type-check (ruff, mypy)
-	$(BIN)/ruff check src tests serving
-	$(BIN)/ruff format --check src tests serving
+check: install ## lint, type-check and audit (ruff, mypy, pip-audit)
+	$(BIN)/ruff check src tests serving benchmarks scripts
+	$(BIN)/ruff format --check src tests serving benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/python scripts/audit.py
+
+audit: install ## known vulnerabilities in the pinned dependencies (pip-audit; needs network)
+	$(BIN)/python scripts/audit.py
 
 serve: install ## the champion over HTTP on http://127.0.0.1:3000 (BentoML; `make serve PORT=3100`)
 	cd serving && CYCLEML_ROOT=$(CURDIR) CYCLEML_PARAMS=$(CURDIR)/params.yaml \
@@ -67,6 +71,9 @@ monitor: install ## drift and model quality of the served traffic vs the referen
 
 monitor-ui: install ## Evidently UI on http://127.0.0.1:8000: drift over time (monitoring/)
 	$(BIN)/evidently ui --workspace monitoring --host $(HOST) --port 8000
+
+fuzz: install ## fuzz the service from its OpenAPI document (Schemathesis; EXAMPLES per operation)
+	$(BIN)/python -m tests.fuzz.run --examples $${EXAMPLES:-150}
 
 lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml's ranges
 	$(BIN)/python -m pip install --quiet "uv>=0.4"

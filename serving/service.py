@@ -18,6 +18,7 @@ import hmac
 import logging
 import os
 import random
+import sys
 import threading
 import time
 from typing import Any
@@ -28,9 +29,10 @@ from pydantic import BaseModel, ConfigDict
 
 from cycleml import serving
 from cycleml.config import load_params
+from cycleml.edge import Edge
 from cycleml.paths import project_paths
 from cycleml.predlog import PredictionLog, UnknownRequest
-from cycleml.tracking import configure
+from cycleml.tracking import configure, tracking_uri
 
 log = logging.getLogger("cycleml.service")
 PARAMS = load_params(os.environ.get("CYCLEML_PARAMS", "params.yaml"))
@@ -38,10 +40,28 @@ PATHS = project_paths()
 MODEL_NAME = PARAMS.register_.model_name
 REF = "@" + PARAMS.serving.alias
 CHALLENGER = PARAMS.serving.challenger
+# a registry that does not answer fails fast at start-up (the alias check retries later)
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def _startup_version() -> serving.Served:
+    """The version to serve, or a one-paragraph error and exit status 1."""
+    try:
+        return serving.load(configure(PARAMS.tracking, PATHS), MODEL_NAME, REF)
+    except Exception as err:  # noqa: BLE001 - any failure here means "cannot start"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        sys.stderr.write(
+            f"cycleml service: cannot load {MODEL_NAME} {REF} from the MLflow store "
+            f"{tracking_uri(PARAMS.tracking, PATHS)}: {first}\n"
+            "  check MLFLOW_TRACKING_URI (or tracking.tracking_uri) and that the store is up; "
+            "a fresh project needs `dvc repro` (or `make run`) to register a champion first\n"
+        )
+        raise SystemExit(1) from None
+
+
 # the request schema comes from the version served at start-up
-Record = serving.record_model(
-    serving.load(configure(PARAMS.tracking, PATHS), MODEL_NAME, REF).schema
-)
+Record = serving.record_model(_startup_version().schema)
 
 
 class Feedback(BaseModel):
@@ -156,14 +176,15 @@ class CycleML:
     def feedback(self, items: list[Feedback]) -> dict[str, Any]:
         """Ground-truth labels for earlier request ids (they arrive late in real life)."""
         unknown = []
-        for item in items:
+        for position, item in enumerate(items):
             try:
                 self.log.feedback(item.request_id, item.label)
             except UnknownRequest:
-                unknown.append(item.request_id)
-        if unknown:
+                unknown.append(position)
+        if unknown:  # positions, not the ids: error bodies never echo what was sent
             raise bentoml.exceptions.NotFound(
-                f"request_id: {len(unknown)} unknown id(s), e.g. {unknown[0]!r}"
+                f"items[].request_id: {len(unknown)} of {len(items)} id(s) unknown to the "
+                f"prediction log (items {unknown[:5]}); use the request_id of a /predict answer"
             )
         return {"recorded": len(items)}
 
@@ -229,5 +250,5 @@ class CycleML:
         self.log.close()
 
 
-# a body over serving.max_body_bytes is refused (413) before it is read into memory
-CycleML.add_asgi_middleware(serving.BodyLimit, max_bytes=PARAMS.serving.max_body_bytes)
+# the edge: 413/415 before parsing, documented error bodies, a truthful /docs.json
+CycleML.add_asgi_middleware(Edge, max_bytes=PARAMS.serving.max_body_bytes)

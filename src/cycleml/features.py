@@ -22,18 +22,35 @@ def _number(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(frame[column], errors="coerce").astype("float64")
 
 
+def _dates(raw: pd.Series) -> pd.Series:
+    """Datetimes from whatever a client sends: ISO 8601 text (fast), other date text, a
+    mix of zone-aware and naive values (taken as UTC, so naive ones keep their parts);
+    anything else is missing."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return raw
+    dates = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+    retry = dates.isna() & raw.notna()
+    if retry.any():
+        dates[retry] = pd.to_datetime(
+            raw[retry].astype(str), errors="coerce", utc=True, format="mixed"
+        )
+    return dates
+
+
 def derive(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
     """One derived column from its spec (see ``config.DerivedFeature``)."""
     kind, cols = spec["kind"], spec["columns"]
-    if kind == "ratio":
+    if kind in ("ratio", "difference", "product"):
         a, b = _number(frame, cols[0]), _number(frame, cols[1])
-        return a / b.where(b != 0)
-    if kind == "difference":
-        return _number(frame, cols[0]) - _number(frame, cols[1])
-    if kind == "product":
-        return _number(frame, cols[0]) * _number(frame, cols[1])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if kind == "ratio":
+                value = a / b.where(b != 0)
+            else:
+                value = a - b if kind == "difference" else a * b
+        # an overflow (huge inputs) is missing, not infinite: the imputer fills it
+        return value.where(np.isfinite(value))
     if kind == "date_part":
-        dates = pd.to_datetime(frame[cols[0]], errors="coerce")
+        dates = _dates(frame[cols[0]])
         part: pd.Series = getattr(dates.dt, spec["part"])
         return part.astype("float64")
     if kind == "bin":

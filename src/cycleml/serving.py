@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from cycleml.batch import LoadedModel
 from cycleml.modeling import predict_scores
@@ -23,7 +23,7 @@ from cycleml.schema import Schema
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["BodyLimit", "Served", "load", "record_model", "resolve_version", "route", "score"]
+__all__ = ["Served", "load", "record_model", "resolve_version", "route", "score"]
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,9 @@ def record_model(schema: Schema) -> type[BaseModel]:
     400 naming the field instead of a silently imputed value.
     """
     fields: dict[str, Any] = {}
+    finite = Annotated[float, Field(allow_inf_nan=False)]  # JSON's NaN/Infinity are refused
     for col in schema.numeric:
-        fields[col] = (float | None, ...)
+        fields[col] = (finite | None, ...)
     for col in schema.categorical:
         fields[col] = (str | None, ...)
     for col in schema.inputs:
@@ -131,55 +132,3 @@ def score(served: Served, records: list[dict[str, Any]]) -> list[dict[str, Any]]
         answer["model_version"] = served.version
         out.append(answer)
     return out
-
-
-class BodyLimit:
-    """ASGI middleware: a request body over ``max_bytes`` gets 413, before any parsing.
-
-    A declared ``content-length`` is checked at once; a chunked body is read up to the
-    limit and then replayed to the app, so the app never sees more than ``max_bytes``.
-    """
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
-            return
-        messages, size = [], 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            if message["type"] != "http.request" or not message.get("more_body"):
-                break
-
-        async def replay() -> Any:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, send: Any) -> None:
-        body = (
-            b'{"error": "request body too large: at most %d bytes (serving.max_body_bytes); '
-            b'split the request or use `cycleml predict` for files"}' % self.max_bytes
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

@@ -109,3 +109,42 @@ def test_own_data_by_changing_only_the_data_block(repo: Path) -> None:
     metrics = json.loads((repo / "metrics" / "evaluate.json").read_text())
     assert metrics["r2"] > 0.8 and "error_cost" in metrics
     assert "register: cycleml-churn v1 -> @champion" in out
+
+
+def test_a_stage_killed_midway_leaves_nothing_half_written_and_repro_recovers(
+    repo: Path,
+) -> None:
+    """SIGKILL to the whole `dvc repro` while train runs; the next repro completes and the
+    outputs are whole (the model loads, the metrics parse, DVC calls it up to date)."""
+    import signal
+    import time
+
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    log = repo / "first-repro.log"
+    with log.open("w") as sink:
+        first = subprocess.Popen(
+            [str(BIN / "dvc"), "repro"],
+            cwd=repo,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        while "Running stage 'train'" not in log.read_text():
+            assert first.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, "train never started"
+            time.sleep(0.2)
+        time.sleep(1.5)  # midway through fitting
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    assert not (repo / "reports" / "register.json").exists()  # it really stopped early
+
+    again = sh(repo, str(BIN / "dvc"), "repro").stdout
+    assert "Running stage 'train'" in again and "Running stage 'register'" in again
+    import mlflow.sklearn
+
+    model = mlflow.sklearn.load_model(str(repo / "models" / "model"))
+    assert hasattr(model, "predict_proba")
+    assert json.loads((repo / "metrics" / "train.json").read_text())["best_iteration"] >= 0
+    assert "up to date" in sh(repo, str(BIN / "dvc"), "status").stdout

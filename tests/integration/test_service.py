@@ -137,7 +137,20 @@ def test_malformed_bodies_get_4xx(server: Server, raw: bytes, named: str) -> Non
 def test_too_many_records_is_a_4xx_naming_the_limit(server: Server) -> None:
     many = records(server, 1) * 51
     code, body = server.call("/predict", {"records": many})
-    assert code == 400 and "serving.max_records" in json.dumps(body)
+    assert code == 400 and "serving.max_records" in body["error"]
+
+
+def test_a_body_that_is_not_json_is_415_not_500(server: Server) -> None:
+    for kind in ("multipart/form-data", "text/plain", "application/x-www-form-urlencoded"):
+        code, body = server.call("/predict", raw=b'{"records": []}', headers={"content-type": kind})
+        assert code == 415 and "application/json" in body["error"], kind
+
+
+def test_the_openapi_document_lists_the_edge_answers(server: Server) -> None:
+    code, spec = server.call("/docs.json")
+    assert code == 200
+    assert {"400", "413", "415"} <= set(spec["paths"]["/predict"]["post"]["responses"])
+    assert {"401", "403"} <= set(spec["paths"]["/admin/reload"]["post"]["responses"])
 
 
 def test_an_oversized_body_is_413_on_every_endpoint_and_not_echoed(server: Server) -> None:
@@ -175,8 +188,10 @@ def test_feedback_joins_its_prediction_and_unknown_ids_are_404(server: Server) -
         200,
         {"recorded": 1},
     )
-    code, _ = server.call("/feedback", {"items": [{"request_id": "nope", "label": "Yes"}]})
-    assert code == 404
+    secret = "an-id-the-client-made-up"
+    code, body = server.call("/feedback", {"items": [{"request_id": secret, "label": "Yes"}]})
+    assert code == 404 and "items[].request_id" in body["error"]  # an object, as documented
+    assert secret not in json.dumps(body)
     with sqlite3.connect(server.project.root / "predictions.db") as db:
         joined = db.execute(
             "SELECT p.model_version, f.label FROM predictions p JOIN feedback f USING (request_id)"
@@ -279,3 +294,15 @@ def test_promoting_a_new_champion_under_traffic_fails_no_request(server: Server)
     assert failures == []
     assert versions == {"1", new}
     assert server.call("/metadata")[1]["model_version"] == new
+
+
+def test_fuzzing_from_the_openapi_document_finds_no_server_error(server: Server) -> None:
+    """A small Schemathesis run in CI (`make fuzz` runs thousands): every generated
+    request, valid or not, gets a documented answer naming the problem, never a 5xx."""
+    from tests.fuzz.run import fuzz
+
+    status, requests, output = fuzz(server.url, TOKEN, examples=12)
+    assert requests >= 150, output[-3000:]
+    assert status == 0, output[-6000:]
+    code, body = server.call("/predict", {"records": records(server, 2)})
+    assert code == 200 and len(body["predictions"]) == 2  # and the service still serves
