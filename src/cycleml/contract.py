@@ -170,19 +170,36 @@ def _pandera_schema(contract: Contract, frame: pd.DataFrame) -> Any:
 
 
 def check(frame: pd.DataFrame, contract: Contract, error_share: float = 0.01) -> list[Violation]:
-    """Every way ``frame`` breaks ``contract``: missing columns, wrong types and too many
-    missing values are errors; out-of-range values and unknown categories are warnings
-    (drift to watch, not a broken extract) unless more than 1% of rows are affected."""
+    """Every way ``frame`` breaks ``contract``: missing or new columns, wrong types and too
+    many missing values are errors; out-of-range values and unknown categories are warnings
+    (drift to watch, not a broken extract) unless more than 1% of rows are affected.
+
+    A new column is an error because it would silently become a feature, changing what
+    the model needs at serving time; the contract must be told about it first."""
     import pandera.pandas as pa
 
+    out = []
     try:
         _pandera_schema(contract, frame).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
-        return _violations(err.failure_cases, len(frame), error_share)
-    return []
+        out = _violations(err.failure_cases, len(frame), error_share, contract)
+    for name in frame.columns:
+        if str(name) not in contract.columns:
+            out.append(
+                Violation(
+                    str(name),
+                    "columns",
+                    "a new column the contract does not list; drop it with data.drop_columns, "
+                    "or add it to the contract to use it",
+                    "error",
+                )
+            )
+    return out
 
 
-def _violations(cases: pd.DataFrame, rows: int, error_share: float) -> list[Violation]:
+def _violations(
+    cases: pd.DataFrame, rows: int, error_share: float, contract: Contract
+) -> list[Violation]:
     out = []
     for (column, rule), group in cases.groupby(["column", "check"], dropna=False, sort=False):
         column = (
@@ -210,5 +227,7 @@ def _violations(cases: pd.DataFrame, rows: int, error_share: float) -> list[Viol
                 )
             )
         else:  # dtype and coercion failures
-            out.append(Violation(column, str(rule), f"wrong type, e.g. {examples}", "error"))
+            spec = contract.columns.get(column)
+            expected = f"not {spec.type} as the contract says" if spec else "wrong type"
+            out.append(Violation(column, "type", f"{expected}, e.g. {examples}", "error"))
     return out

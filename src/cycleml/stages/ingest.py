@@ -9,6 +9,7 @@ Output: ``data/raw/data.parquet`` (a DVC output, so each version is kept in the 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
 
 _MAX_UNPARSED_DATES = 0.02
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
+_MANGLED = re.compile(r"\.\d+$")  # pandas' name for a repeated header: x, x.1, x.2
 
 
 class IngestError(ValueError):
@@ -109,6 +111,13 @@ def _read_file(source: FileSource) -> pd.DataFrame:
         engine="python" if len(sep) > 1 else "c",
         low_memory=len(sep) > 1,
     )
+    if frame.shape[1] == 1 and source.sep is not None:
+        _refuse_wrong_sep(source, sep, frame)
+    if frame.empty and source.header:
+        raise IngestError(
+            f"data.source: {source.path} has a header but no data rows; re-export the file, "
+            "or point data.source.path at one with rows"
+        )
     empty = [c for c in frame.columns if frame[c].astype(str).str.strip().eq("").all()]
     if source.sep is None and len(empty) > frame.shape[1] / 2:
         raise IngestError(
@@ -126,12 +135,86 @@ def _read_file(source: FileSource) -> pd.DataFrame:
                 f"data.source.columns: {len(source.columns)} names for {frame.shape[1]} fields"
             )
         frame.columns = pd.Index(source.columns)
+    if source.header and any(_MANGLED.search(str(c)) for c in frame.columns):
+        _refuse_duplicate_header(source, sep)
     if source.header and _looks_like_data(list(frame.columns)):
         raise IngestError(
             f"data.source: the header {list(frame.columns)[:4]}... looks like a data row; "
             "for a file without a header set data.source.header: false and name the columns"
         )
     return frame
+
+
+def _refuse_wrong_sep(source: FileSource, sep: str, frame: pd.DataFrame) -> None:
+    """One column read with the configured separator while the first line holds another
+    common one: the file uses that separator, so say which to set."""
+    first = str(frame.columns[0]) if source.header else str(frame.iat[0, 0]) if len(frame) else ""
+    others = [d for d in (",", ";", "\t", "|") if d != sep and d in first]
+    if others:
+        likely = max(others, key=first.count)
+        raise IngestError(
+            f"data.source.sep is {sep!r} but the file reads as one column "
+            f"({first[:60]!r}...) and looks {likely!r}-separated; set data.source.sep: "
+            f"{likely!r}, or remove data.source.sep to sniff it"
+        )
+
+
+def _refuse_duplicate_header(source: FileSource, sep: str) -> None:
+    """pandas renames a repeated header name ``x`` to ``x.1``; a table whose columns are
+    told apart only by position is refused, naming the repeated names."""
+    first = pd.read_csv(
+        source.path,
+        sep=sep,
+        encoding=source.encoding,
+        header=None,
+        nrows=1,
+        dtype=str,
+        keep_default_na=False,
+        index_col=False,
+        engine="python" if len(sep) > 1 else "c",
+    )
+    names = [str(n).strip() for n in first.iloc[0].tolist()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise IngestError(
+            f"data.source: the header names column(s) {repeated} more than once; rename the "
+            "duplicates in the file so every column has its own name"
+        )
+
+
+def _undecodable_at(source: FileSource) -> str:
+    """Where the first byte the encoding cannot read is: line and column (best effort)."""
+    import fsspec
+
+    try:
+        sep = source.sep or _sniff_sep(source)
+        names = list(source.columns or [])
+        with fsspec.open(source.path, "rb", compression="infer") as fh:
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    text = raw.decode(source.encoding)
+                except UnicodeDecodeError as err:
+                    byte = raw[err.start : err.start + 1].hex()
+                    if number == 1 and source.header:
+                        return f"the header, byte 0x{byte}"
+                    fields = _split_line(raw.decode(source.encoding, errors="replace"), sep)
+                    bad = next(i for i, f in enumerate(fields) if "\ufffd" in f)
+                    where = f"line {number}"
+                    if bad < len(names):
+                        where += f", column {names[bad]!r}"
+                    return f"{where}, byte 0x{byte}"
+                if number == 1 and source.header:
+                    names = [n.strip() for n in _split_line(text, sep)]
+    except Exception:  # noqa: BLE001 - only a better message; the error is raised anyway
+        return ""
+    return ""
+
+
+def _split_line(line: str, sep: str) -> list[str]:
+    line = line.rstrip("\r\n")
+    if len(sep) == 1:
+        return next(csv.reader([line], delimiter=sep))
+    return re.split(sep, line.strip())
 
 
 def _looks_like_data(names: list[object]) -> bool:
@@ -160,12 +243,19 @@ def read_source(source: DemoSource | FileSource | SqlSource) -> pd.DataFrame:
     except FileNotFoundError as err:
         raise IngestError(f"data.source.path: file not found: {err.filename or err}") from None
     except UnicodeDecodeError as err:
+        # the position in the error is within pandas' read buffer, not the file: find it
+        where = _undecodable_at(source) if isinstance(source, FileSource) else ""
         raise IngestError(
             f"data.source: the file is not valid {getattr(source, 'encoding', 'utf-8')} "
-            f"({err.reason} at byte {err.start}); set data.source.encoding, e.g. latin-1"
+            f"({where + ': ' if where else ''}{err.reason}); set data.source.encoding, "
+            "e.g. latin-1"
         ) from None
     except pd.errors.EmptyDataError:
-        raise IngestError("data.source: the file is empty (no header, no rows)") from None
+        where = getattr(source, "path", "the file")
+        raise IngestError(
+            f"data.source: {where} is empty (no header, no rows); re-export the file, "
+            "or point data.source.path at one with data"
+        ) from None
     except pd.errors.ParserError as err:
         raise IngestError(
             f"data.source: the file is not a well-formed table ({err}); check "
@@ -199,6 +289,12 @@ def clean(frame: pd.DataFrame, data: DataParams) -> tuple[pd.DataFrame, IngestRe
     report = IngestReport(rows_read=len(frame), columns_read=frame.shape[1])
     frame = frame.copy()
     frame.columns = [str(c).strip() if rules.strip_whitespace else str(c) for c in frame.columns]
+    repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if repeated:
+        raise IngestError(
+            f"column(s) {repeated} appear more than once in the data; rename the duplicates "
+            "in data.source so every column has its own name"
+        )
 
     unknown = [c for c in data.drop_columns if c not in frame.columns]
     if unknown:

@@ -145,9 +145,11 @@ def _check_contract(
     rules: ValidateParams,
     root: Path,
     report: ValidationReport,
+    dropped: dict[str, str] | None = None,
 ) -> Callable[[], None]:
     """Check ``frame`` against its contract; return what to do once validation succeeds
-    (save a newly inferred contract), so rejected data never becomes the contract."""
+    (save a newly inferred contract), so rejected data never becomes the contract.
+    ``dropped``: columns ingest removed and why, to explain a required column's absence."""
     path = dc.contract_path(rules.contract, data.source, root)
     if path is None:
         return lambda: None
@@ -169,7 +171,12 @@ def _check_contract(
         report.add(v.column, v.rule, v.severity, v.detail)
     errors = [v for v in violations if v.severity == "error"]
     if errors:
-        listed = "; ".join(f"column {v.column!r} breaks {v.rule}: {v.detail}" for v in errors[:10])
+        why = dropped or {}
+        listed = "; ".join(
+            f"column {v.column!r} breaks {v.rule}: {v.detail}"
+            + (f" (ingest dropped it: {why[v.column]})" if v.column in why else "")
+            for v in errors[:10]
+        )
         raise ValidationFailed(
             f"the data breaks its contract ({path}): {listed}. Fix the data, or edit the "
             "contract if the change is intended (delete it to infer a new one)"
@@ -298,10 +305,12 @@ def validate(
     rules: ValidateParams,
     root: Path | None = None,
     derived: list[DerivedFeature] | None = None,
+    dropped: dict[str, str] | None = None,
 ) -> tuple[Schema, ValidationReport]:
     """Check ``frame`` against the data block and its contract; return the schema or raise
     ValidationFailed. ``root`` is where ``contracts/`` lives (None: skip the contract);
-    ``derived`` are the declared derived features to check and record."""
+    ``derived`` are the declared derived features to check and record; ``dropped`` the
+    columns ingest removed (reports/ingest.json), named when the contract misses them."""
     _require_columns(frame, data)
     if len(frame) < rules.min_rows:
         raise ValidationFailed(
@@ -323,7 +332,7 @@ def validate(
         missing={str(c): int(n) for c, n in frame.isna().sum().items() if n},
     )
     if root is not None:
-        save_contract = _check_contract(frame, data, rules, root, report)
+        save_contract = _check_contract(frame, data, rules, root, report, dropped)
     classes: list[str] = []
     if resolved == "classification":
         classes = _classes(target.dropna(), data, rules)
@@ -413,11 +422,29 @@ Contract: {escape(report.contract or "none")}.</p>
 """
 
 
+def _dropped_by_ingest(paths: Paths) -> dict[str, str]:
+    """The columns ingest dropped and why (an empty column is dropped, so the contract
+    would only see it missing); empty when the report is absent or unreadable."""
+    import json
+
+    try:
+        found = json.loads(paths.report("ingest.json").read_text(encoding="utf-8"))
+        return {str(k): str(v) for k, v in dict(found.get("dropped_columns") or {}).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
 def run(params: Params, paths: Paths) -> ValidationReport:
     """Validate ``data/raw``; write the schema and the reports."""
     frame = pd.read_parquet(paths.raw)
     schema, report = validate(
-        frame, params.data, params.task, params.validate_, paths.root, params.featurize.derived
+        frame,
+        params.data,
+        params.task,
+        params.validate_,
+        paths.root,
+        params.featurize.derived,
+        _dropped_by_ingest(paths),
     )
     write_json(paths.schema, schema.model_dump())
     payload: dict[str, Any] = asdict(report)
