@@ -17,7 +17,7 @@ export DVC_NO_ANALYTICS := 1
 # dvc stages call `cycleml`: the venv comes first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run repro test check serve bento ui loop monitor monitor-ui audit fuzz clean
+.PHONY: help install run repro test check serve bento ui loop monitor monitor-ui audit fuzz load clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,9 @@ monitor-ui: install ## Evidently UI on http://127.0.0.1:8000: drift over time (m
 
 fuzz: install ## fuzz the service from its OpenAPI document (Schemathesis; EXAMPLES per operation)
 	$(BIN)/python -m tests.fuzz.run --examples $${EXAMPLES:-150}
+
+load: install ## 60 s at 32 clients on a fresh served project: failures, latency, memory, shutdown
+	$(BIN)/python benchmarks/load.py --seconds $${SECONDS_:-60} --clients $${CLIENTS:-32}
 
 lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml's ranges
 	$(BIN)/python -m pip install --quiet "uv>=0.4"
