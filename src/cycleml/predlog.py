@@ -58,9 +58,7 @@ class PredictionLog:
     """A batched, background writer for predictions; synchronous feedback."""
 
     def __init__(self, url: str, flush_seconds: float = 0.2, batch_rows: int = 500) -> None:
-        self.engine = sa.create_engine(url, pool_pre_ping=True)
-        if url.startswith("sqlite"):
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = _engine(url)
         self._ready = False
         self._ensure_tables()  # a store that is down now is retried by the writer
         self.stats = LogStats()
@@ -114,22 +112,37 @@ class PredictionLog:
                 break  # the store is gone at shutdown: report, don't hang
         self.stats.pending = len(pending)
 
-    def _ensure_tables(self) -> None:
+    def _ensure_tables(self, warn: bool = True) -> None:
         if self._ready:
             return
         try:
             _META.create_all(self.engine)
-            self._ready = True
         except sa.exc.SQLAlchemyError as err:
-            log.warning("prediction log store unavailable (%s); predictions are still served", err)
+            # another process (a second service worker) may have created them meanwhile
+            if not self._tables_exist():
+                if warn:  # (the writer reports its own failed write instead)
+                    log.warning(
+                        "prediction log store unavailable (%s); predictions are still served",
+                        err,
+                    )
+                return
+        self._ready = True
+
+    def _tables_exist(self) -> bool:
+        try:
+            names = set(sa.inspect(self.engine).get_table_names())
+        except sa.exc.SQLAlchemyError:
+            return False
+        return {PREDICTIONS.name, FEEDBACK.name} <= names
 
     def _write(self, rows: list[dict[str, Any]]) -> bool:
-        self._ensure_tables()
+        self._ensure_tables(warn=False)
         try:
             with self.engine.begin() as conn:
                 conn.execute(PREDICTIONS.insert(), rows)
         except sa.exc.SQLAlchemyError as err:
             self.stats.failed_writes += 1
+            self._ready = False  # the store may be back empty (a new file): create the tables
             log.warning("prediction log: %d rows not written yet (%s); retrying", len(rows), err)
             time.sleep(min(self._flush_seconds * 5, 2.0))
             return False
@@ -174,6 +187,26 @@ class PredictionLog:
         self._stop.set()
         self._thread.join(timeout)
         self.engine.dispose()
+
+
+def _engine(url: str) -> sa.Engine:
+    """The log's engine; for a SQLite file, a fresh connection for every write.
+
+    A pooled SQLite connection keeps its file descriptor: if the file is moved away or
+    deleted (and maybe replaced), it would go on "writing" into the moved or unlinked
+    file, acknowledging rows that never reach the log's path. Opening the path per batch
+    makes such a write fail instead, so its rows are kept and retried until the store is
+    back. (A write already under way when the file goes can still land in the old file.)
+    """
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+    if parsed.database in (None, "", ":memory:") or "mode=memory" in url:
+        engine = sa.create_engine(url, pool_pre_ping=True)  # the pool holds the database
+    else:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

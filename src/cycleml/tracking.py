@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +30,7 @@ __all__ = [
     "file_md5",
     "git_output",
     "lineage_tags",
+    "store_setup_lock",
     "tracking_uri",
 ]
 
@@ -51,12 +55,51 @@ def configure(tracking: TrackingParams, paths: Paths) -> MlflowClient:
 
     uri = tracking_uri(tracking, paths)
     mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
-    if client.get_experiment_by_name(tracking.experiment) is None:
-        location = paths.mlruns.as_uri() if uri.startswith("sqlite:") else None
-        client.create_experiment(tracking.experiment, artifact_location=location)
-    mlflow.set_experiment(tracking.experiment)
+    # the first client creates the schema of a new store, then the experiment: both
+    # check-then-create, so processes starting together on one SQLite file take turns
+    with store_setup_lock(uri):
+        client = mlflow.MlflowClient(uri)
+        if client.get_experiment_by_name(tracking.experiment) is None:
+            location = paths.mlruns.as_uri() if uri.startswith("sqlite:") else None
+            client.create_experiment(tracking.experiment, artifact_location=location)
+        mlflow.set_experiment(tracking.experiment)
     return client
+
+
+@contextmanager
+def store_setup_lock(url: str) -> Iterator[None]:
+    """Hold an exclusive lock between processes while a SQLite store at ``url`` is set up.
+
+    MLflow (alembic migrations) and Optuna (``create_all``, an alembic stamp) create the
+    schema of a new SQLite file with check-then-create steps, so two processes opening the
+    same new file at once fail: "duplicate column name: step", "table studies already
+    exists", "UNIQUE constraint failed: alembic_version.version_num". With this lock one
+    sets the store up while the others wait, then find it ready. It is an OS lock on a file
+    in the temp folder named after the database's path (none in the project), released
+    when its holder exits or dies. Other URLs, systems without ``fcntl`` or a writable temp
+    folder: no lock.
+    """
+    prefix = "sqlite:///"
+    database = url.removeprefix(prefix).split("?", 1)[0] if url.startswith(prefix) else ""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None  # type: ignore[assignment]
+    if not database or database == ":memory:" or fcntl is None:
+        yield
+        return
+    key = hashlib.sha256(str(Path(database).resolve()).encode()).hexdigest()[:16]
+    try:
+        handle = (Path(tempfile.gettempdir()) / f"cycleml-store-{key}.lock").open("a")
+    except OSError:  # no writable temp folder: set up without the lock, as before
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def file_md5(path: Path) -> str:

@@ -243,6 +243,8 @@ def _fingerprint(params: Params, schema: Schema, objective: str, paths: Paths) -
 def _open_study(params: Params, name: str, study_direction: str, paths: Paths) -> optuna.Study:
     import optuna
 
+    from cycleml.tracking import store_setup_lock
+
     url = storage_url(params.tune.storage, paths)
     engine: dict[str, Any] = {}
     if url.startswith("sqlite:"):
@@ -255,14 +257,16 @@ def _open_study(params: Params, name: str, study_direction: str, paths: Paths) -
         if params.tune.pruning
         else optuna.pruners.NopPruner()
     )
-    study = optuna.create_study(
-        storage=optuna.storages.RDBStorage(url, engine_kwargs=engine),
-        sampler=optuna.samplers.TPESampler(seed=params.tune.seed),
-        pruner=pruner,
-        study_name=name,
-        direction=study_direction,  # type: ignore[arg-type]
-        load_if_exists=True,
-    )
+    # tune workers started together on a new storage file would race creating its schema
+    with store_setup_lock(url):
+        study = optuna.create_study(
+            storage=optuna.storages.RDBStorage(url, engine_kwargs=engine),
+            sampler=optuna.samplers.TPESampler(seed=params.tune.seed),
+            pruner=pruner,
+            study_name=name,
+            direction=study_direction,  # type: ignore[arg-type]
+            load_if_exists=True,
+        )
     if study.direction.name.lower() != study_direction:
         raise TuneError(
             f"tune: the stored study {name!r} maximises/minimises the other way; "
