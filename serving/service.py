@@ -80,6 +80,10 @@ LATENCY = bentoml.metrics.Histogram(
     documentation="time to score one /predict request",
     labelnames=["model_version"],
 )
+REGISTRY_UP = bentoml.metrics.Gauge(
+    name="cycleml_registry_reachable",
+    documentation="1 when the last alias check reached the MLflow registry, else 0",
+)
 LOG_FAILURES = bentoml.metrics.Counter(
     name="cycleml_prediction_log_failures_total",
     documentation="batches the prediction log could not write yet (retried)",
@@ -94,6 +98,8 @@ class CycleML:
     def __init__(self) -> None:
         self.client = configure(PARAMS.tracking, PATHS)
         self.served = serving.load(self.client, MODEL_NAME, REF)
+        self.registry: dict[str, Any] = {}
+        self._registry_status(None)
         self.challenger: serving.Served | None = None
         self.log = PredictionLog(PATHS.database_url(PARAMS.serving.prediction_log))
         self._random = random.Random()
@@ -192,8 +198,13 @@ class CycleML:
 
     @app.get("/metadata")
     def metadata(self) -> dict[str, Any]:
-        """The served version: name, version, alias, run, data hashes, commit, inputs."""
-        return {**self.served.metadata(), "prediction_log": self.log.stats.__dict__}
+        """The served version (name, alias, run, data hashes, commit, inputs), the prediction
+        log's counters, and whether the registry answered the last alias check."""
+        return {
+            **self.served.metadata(),
+            "prediction_log": self.log.stats.__dict__,
+            "registry": self.registry,
+        }
 
     @app.post("/admin/reload")
     def admin_reload(self, authorization: str | None = Header(default=None)) -> dict[str, Any]:
@@ -212,14 +223,27 @@ class CycleML:
         with self._swap:
             try:
                 current = serving.resolve_version(self.client, MODEL_NAME, REF)
+                self._registry_status(None)
                 if current == self.served.version:
                     return
                 fresh = serving.load(self.client, MODEL_NAME, REF)
             except Exception as err:  # noqa: BLE001 - keep serving the loaded version
                 log.warning("reload failed, still serving v%s: %s", self.served.version, err)
+                self._registry_status(err)
                 return
             log.info("swapping v%s -> v%s", self.served.version, fresh.version)
             self.served = fresh  # atomic: in-flight requests finish on the old object
+
+    def _registry_status(self, err: Exception | None) -> None:
+        """What /metadata and the cycleml_registry_reachable gauge say about the store."""
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0] if err else None
+        self.registry = {
+            "reachable": err is None,
+            "checked_at": time.time(),
+            "error": first[:300] if first else None,
+            "serving": self.served.version,
+        }
+        REGISTRY_UP.set(0 if err else 1)
 
     def _reload_challenger(self) -> None:
         if CHALLENGER.mode == "off":

@@ -52,3 +52,86 @@ def test_serve_without_a_usable_store_exits_1_saying_what_to_check(
     assert "cycleml service: cannot load cycleml-churn @champion" in done.stderr
     assert says in done.stderr
     assert "MLFLOW_TRACKING_URI" in done.stderr and "dvc repro" in done.stderr
+
+
+def _mlflow_server(store: Path, port: int) -> subprocess.Popen[bytes]:
+    """A real MLflow tracking server (the team-mode registry) on 127.0.0.1."""
+    import time
+    import urllib.request
+
+    mlflow = Path(sys.executable).parent / "mlflow"
+    process = subprocess.Popen(
+        [
+            *(str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port)),
+            *("--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}"),
+            *("--artifacts-destination", str(store / "artifacts"), "--workers", "1"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+            return process
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "no mlflow server"
+            time.sleep(0.5)
+
+
+def test_a_registry_lost_while_serving_is_reported_and_the_model_keeps_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import signal
+    import time
+
+    import httpx
+    import pandas as pd
+
+    from cycleml.server import Service
+    from tests.conftest import Project
+
+    port = free_port()
+    store = tmp_path / "store"
+    registry = _mlflow_server(store, port)
+    try:
+        monkeypatch.chdir(tmp_path)
+        project = Project(tmp_path)
+        raw = small_params(rows=1500)
+        raw["tracking"]["tracking_uri"] = f"http://127.0.0.1:{port}"
+        raw["serving"]["reload_seconds"] = 1
+        stages = ("ingest", "validate", "split", "frame", "train", "evaluate", "register")
+        project.run_stages(project.write_params(raw), *stages)
+        test = pd.read_parquet(project.paths.split("test")).head(3).drop(columns=["churn"])
+        body = {"records": json.loads(test.to_json(orient="records", date_format="iso"))}
+
+        with Service.start(REPO, tmp_path) as service:
+            assert httpx.get(service.url + "/metadata").json()["registry"]["reachable"]
+            os.killpg(registry.pid, signal.SIGKILL)  # the registry is gone
+            registry.wait()
+            deadline = time.monotonic() + 60
+            while httpx.get(service.url + "/metadata").json()["registry"]["reachable"]:
+                assert time.monotonic() < deadline, "the lost registry was never reported"
+                time.sleep(0.5)
+            meta = httpx.get(service.url + "/metadata").json()
+            assert meta["registry"]["error"] and meta["registry"]["serving"] == "1"
+            answer = httpx.post(service.url + "/predict", json=body, timeout=30)
+            assert answer.status_code == 200 and answer.json()["model_version"] == "1"
+            gauge = [
+                line
+                for line in httpx.get(service.url + "/metrics").text.splitlines()
+                if line.startswith("cycleml_registry_reachable")
+            ]
+            assert gauge and all(line.endswith(" 0.0") for line in gauge), gauge
+
+            registry = _mlflow_server(store, port)  # back again
+            deadline = time.monotonic() + 60
+            while not httpx.get(service.url + "/metadata").json()["registry"]["reachable"]:
+                assert time.monotonic() < deadline, "the registry's return was never noticed"
+                time.sleep(0.5)
+    finally:
+        if registry.poll() is None:
+            os.killpg(registry.pid, signal.SIGTERM)
+            registry.wait(30)
