@@ -135,3 +135,58 @@ def test_a_registry_lost_while_serving_is_reported_and_the_model_keeps_serving(
         if registry.poll() is None:
             os.killpg(registry.pid, signal.SIGTERM)
             registry.wait(30)
+
+
+def test_the_service_listens_on_loopback_only_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bentoml serve` with no --host (as a user might run it): serving.host decides."""
+    import signal
+    import time
+    import urllib.request
+
+    import psutil
+
+    from tests.conftest import Project
+
+    monkeypatch.chdir(tmp_path)
+    project = Project(tmp_path)
+    raw = small_params(rows=800)
+    raw["serving"]["port"] = port = free_port()
+    stages = ("ingest", "validate", "split", "frame", "train", "evaluate", "register")
+    project.run_stages(project.write_params(raw), *stages)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(
+        CYCLEML_ROOT=str(tmp_path),
+        CYCLEML_PARAMS=str(tmp_path / "params.yaml"),
+        BENTOML_HOME=str(tmp_path / ".bentoml"),
+    )
+    process = subprocess.Popen(
+        [str(BENTOML), "serve", "service:CycleML"],
+        cwd=REPO / "serving",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.5)
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(True)]
+        listening = [
+            c.laddr
+            for p in tree
+            for c in p.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+        assert listening, "found no listening socket"
+        assert all(address.ip in ("127.0.0.1", "::1") for address in listening), listening
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
