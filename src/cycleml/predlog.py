@@ -18,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cycleml.tracking import store_setup_lock
+
 __all__ = ["LogStats", "PredictionLog", "UnknownRequest"]
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class PredictionLog:
     """A batched, background writer for predictions; synchronous feedback."""
 
     def __init__(self, url: str, flush_seconds: float = 0.2, batch_rows: int = 500) -> None:
+        self._url = url
         self.engine = _engine(url)
         self._ready = False
         self._ensure_tables()  # a store that is down now is retried by the writer
@@ -116,7 +119,9 @@ class PredictionLog:
         if self._ready:
             return
         try:
-            _META.create_all(self.engine)
+            # one process at a time: create_all checks, then creates, table by table
+            with store_setup_lock(self._url):
+                _META.create_all(self.engine)
         except sa.exc.SQLAlchemyError as err:
             # another process (a second service worker) may have created them meanwhile
             if not self._tables_exist():
