@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -170,20 +168,6 @@ def _record(root: Path) -> dict[str, Any]:
     return records[0]
 
 
-def _trained_project(root: Path) -> None:
-    import yaml
-
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["data"]["source"]["rows"] = 3000
-    raw["tune"]["enabled"] = False
-    raw["train"]["xgboost"]["n_estimators"] = 100
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    for stage in ("ingest", "validate", "split", "frame", "train", "evaluate", "register"):
-        subprocess.run(["cycleml", stage], cwd=root, env=env, check=True, capture_output=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60)
@@ -198,11 +182,11 @@ def main() -> int:
         print(json.dumps(result.summary(), indent=2))
         return 1 if result.failed else 0
 
-    from cycleml.server import Service
+    from cycleml.server import Service, demo_project
 
     with tempfile.TemporaryDirectory(prefix="cycleml-load-") as tmp:
         root = Path(tmp)
-        _trained_project(root)
+        demo_project(REPO, root)
         record = _record(root)
         with Service.start(REPO, root) as service:
             run_load(service.url, record, 3, args.clients)  # warm-up

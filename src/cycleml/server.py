@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Service", "free_port"]
+__all__ = ["Service", "demo_project", "free_port"]
 
 
 def free_port() -> int:
@@ -107,3 +107,19 @@ class Service:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+def demo_project(repo: Path, root: Path, rows: int = 3000, trees: int = 100) -> None:
+    """A small trained project in ``root`` to serve: ``repo``'s params on ``rows`` demo
+    rows, no tuning, ``trees`` trees, the stages run by the CLI up to ``register``."""
+    import yaml
+
+    raw = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    raw["data"]["source"]["rows"] = rows
+    raw["tune"]["enabled"] = False
+    raw["train"]["xgboost"]["n_estimators"] = trees
+    (root / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    for stage in ("ingest", "validate", "split", "frame", "train", "evaluate", "register"):
+        subprocess.run(["cycleml", stage], cwd=root, env=env, check=True, capture_output=True)

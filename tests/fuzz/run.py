@@ -76,21 +76,11 @@ def main() -> int:
 
 
 def _fuzz_a_fresh_project(examples: int, seed: int) -> tuple[int, int, str]:
-    import yaml
-
-    from cycleml.server import Service
+    from cycleml.server import Service, demo_project
 
     with tempfile.TemporaryDirectory(prefix="cycleml-fuzz-") as tmp:
         root = Path(tmp)
-        raw = yaml.safe_load((REPO / "params.yaml").read_text())
-        raw["data"]["source"]["rows"] = 3000
-        raw["tune"]["enabled"] = False
-        raw["train"]["xgboost"]["n_estimators"] = 60
-        (root / "params.yaml").write_text(yaml.safe_dump(raw))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-        for stage in ("ingest", "validate", "split", "frame", "train", "evaluate", "register"):
-            subprocess.run(["cycleml", stage], cwd=root, env=env, check=True, capture_output=True)
+        demo_project(REPO, root, trees=60)
         with Service.start(REPO, root) as service:
             return fuzz(service.url, service.token, examples, seed)
 
