@@ -670,9 +670,11 @@ def _loop_summary(s: dict[str, Any]) -> None:
     table.add_column("")
     table.add_column(f"before (v{versions['before']})", justify="right")
     table.add_column(f"after (v{versions['after']})", justify="right")
-    for metric in m["before"]:
+    for metric in m["before"]:  # each version on its own data version's test split
         table.add_row(
-            f"test {metric}", f"{m['before'][metric]:,.4f}", f"{m['after'].get(metric, 0):,.4f}"
+            f"{metric}, own test split",
+            f"{m['before'][metric]:,.4f}",
+            f"{m['after'].get(metric, 0):,.4f}",
         )
     table.add_row(
         "profit per customer, served",
@@ -686,6 +688,8 @@ def _loop_summary(s: dict[str, Any]) -> None:
     )
     table.add_row("monitor verdict", s["monitor"]["before"], s["monitor"]["after"])
     console.print(table)
+    for reason in s["register"].get("reasons", []):
+        console.print(f"register: {reason}")
     console.print(
         (
             "[green]v{after} promoted and serving[/]"
