@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cycleml.batch import LoadedModel, prepare_inputs, score_table
+from cycleml.batch import LoadedModel, prepare_inputs
 from cycleml.config import DataParams, MonitorParams, Params
 from cycleml.metrics import advantage, task_metrics
 from cycleml.paths import Paths
 from cycleml.schema import Schema
-from cycleml.stages.reference import ARTIFACT, canonical_target
+from cycleml.stages.reference import ARTIFACT, canonical_target, with_predictions
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -277,11 +277,7 @@ def from_file(path: Path, model: LoadedModel, data: DataParams) -> pd.DataFrame:
         )
     if frame.empty:
         raise MonitorError(f"{path} has no rows to monitor")
-    scored = score_table(frame, model, data.clean.na_values).to_pandas()
-    out = frame[model.schema.inputs].copy().reset_index(drop=True)
-    for col in scored.columns:
-        if col not in ("model_name", "model_version"):
-            out[col] = scored[col].to_numpy()
+    out = with_predictions(frame, model, data.clean.na_values)
     target = data.target
     out["_label"] = frame[target].to_numpy() if target in frame.columns else None
     return out
@@ -521,7 +517,7 @@ def _worse_by_chance(
 
 def _evidently_inputs(
     schema: Schema, reference: pd.DataFrame, current: pd.DataFrame, labelled: bool
-) -> tuple[Any, Any, Any, list[str]]:
+) -> tuple[Any, Any, list[str]]:
     """Evidently datasets of the two frames: features and the model's output (and the
     target with the classification/regression definition when ``labelled``)."""
     from evidently import (
@@ -576,7 +572,7 @@ def _evidently_inputs(
             table[col] = table[col].astype("object").where(table[col].notna(), None)
         return Dataset.from_pandas(table, data_definition=definition)
 
-    return dataset(current), dataset(reference), definition, columns
+    return dataset(current), dataset(reference), columns
 
 
 def _drift_tests(snapshot: Any, features: list[str]) -> dict[str, Any]:
@@ -707,7 +703,7 @@ def check(
         result.notes.append(
             f"drift tests on a seeded sample of {cfg.max_rows:,} rows per side (monitor.max_rows)"
         )
-    cur_ds, ref_ds, _, columns = _evidently_inputs(schema, ref_sample, cur_sample, False)
+    cur_ds, ref_ds, columns = _evidently_inputs(schema, ref_sample, cur_sample, False)
     # effect sizes, whatever the sample size: Wasserstein (numeric), Jensen-Shannon (text)
     drift_preset = DataDriftPreset(
         columns=columns,
@@ -746,7 +742,7 @@ def check(
         except ValueError as err:
             raise MonitorError(f"feedback labels: {err}") from None
         if "metrics" in result.quality:
-            cur_l, ref_l, _, _ = _evidently_inputs(
+            cur_l, ref_l, _ = _evidently_inputs(
                 schema,
                 _sample(reference[reference[schema.target].notna()], cfg.max_rows),
                 _sample(labelled, cfg.max_rows),

@@ -23,7 +23,7 @@ from cycleml.io import read_json, write_parquet
 from cycleml.paths import Paths
 from cycleml.schema import Schema
 
-__all__ = ["ARTIFACT", "canonical_target", "profile", "run"]
+__all__ = ["ARTIFACT", "canonical_target", "profile", "run", "with_predictions"]
 
 ARTIFACT = "reference.parquet"
 
@@ -39,15 +39,23 @@ def canonical_target(schema: Schema, values: pd.Series) -> pd.Series:
     return out
 
 
-def profile(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
-    """``frame``'s inputs and target beside ``model``'s predictions for them."""
-    schema = model.schema
-    scored = score_table(frame, model).to_pandas()
-    out = frame[schema.inputs].reset_index(drop=True).copy()
-    out[schema.target] = canonical_target(schema, frame[schema.target]).to_numpy()
+def with_predictions(
+    frame: pd.DataFrame, model: LoadedModel, na_values: list[str] | None = None
+) -> pd.DataFrame:
+    """``frame``'s model inputs beside ``model``'s ``prediction`` and probabilities: the
+    shape of a reference profile and of a monitored window."""
+    scored = score_table(frame, model, na_values).to_pandas()
+    out = frame[model.schema.inputs].reset_index(drop=True).copy()
     for col in scored.columns:
         if col not in ("model_name", "model_version"):
             out[col] = scored[col].to_numpy()
+    return out
+
+
+def profile(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
+    """``frame``'s inputs and target beside ``model``'s predictions for them."""
+    out = with_predictions(frame, model)
+    out[model.schema.target] = canonical_target(model.schema, frame[model.schema.target]).to_numpy()
     return out
 
 
