@@ -3,8 +3,9 @@
 The file is read and scored in chunks, so memory stays flat however many rows it has:
 Parquet through ``pyarrow.parquet.ParquetFile.iter_batches``, CSV through
 ``pandas.read_csv(chunksize=...)``. Each chunk goes through the ingest text rules for the
-model's input columns (``prepare_inputs``) and then ``modeling.predict_scores``, the one
-scoring path training and evaluation use. The output (CSV or Parquet, by the target's
+model's input columns (``prepare_inputs``, or ``arrow_inputs`` straight from Parquet) and
+then the version's scorer: the compiled scorer registration verified against the Pipeline,
+or the Pipeline itself. The output (CSV or Parquet, by the target's
 extension) is streamed to a temporary file beside the target and renamed over it at the
 end, so a failure leaves no half file and an earlier output untouched.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,8 +31,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cycleml.compiled import Coded, Column, CompiledScorer, PipelineScorer, Scorer
 from cycleml.io import atomic_path
-from cycleml.modeling import predict_scores
 from cycleml.schema import Schema
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ __all__ = [
     "BatchError",
     "BatchReport",
     "LoadedModel",
+    "arrow_inputs",
     "load_model",
     "predict_file",
     "prepare_inputs",
@@ -57,6 +60,9 @@ _SUFFIXES: dict[str, Format] = {
 }
 _SNIFF_BYTES = 64 * 1024
 _THRESHOLD_TAG = "test_decision_threshold"
+SCORER_TAG = "cycleml.scorer"
+SCORER_PLAN = "scorer/plan.json"
+"""The compiled scorer's plan, an artifact of the training run (see ``compiled``)."""
 
 
 class BatchError(ValueError):
@@ -77,6 +83,13 @@ class LoadedModel:
     run_id: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     """The registered version's tags: lineage, test metrics, approval status."""
+    scorer: Scorer = None  # type: ignore[assignment]
+    """What scores: the compiled scorer saved with the version, or the Pipeline itself
+    (the default, and the fallback)."""
+
+    def __post_init__(self) -> None:
+        if self.scorer is None:
+            object.__setattr__(self, "scorer", PipelineScorer(self.pipeline, self.schema))
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,7 @@ def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> Loade
             tracking_uri=client.tracking_uri,
         )
         schema = Schema.model_validate_json(Path(schema_file).read_text(encoding="utf-8"))
+        scorer = _scorer(client, version, pipeline, schema, tmp)
     alias = ref.lstrip("@") if not ref.lstrip("@").isdigit() else None
     if alias is None and version.aliases:
         alias = sorted(version.aliases)[0]
@@ -155,7 +169,39 @@ def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> Loade
         alias=alias,
         run_id=str(version.run_id),
         tags=dict(version.tags or {}),
+        scorer=scorer,
     )
+
+
+def _scorer(
+    client: MlflowClient, version: Any, pipeline: Pipeline, schema: Schema, tmp: str
+) -> Scorer:
+    """The version's compiled scorer when registration verified one, else the Pipeline.
+
+    A plan that cannot be read or used is reported and the Pipeline scores: slower, never
+    wrong.
+    """
+    import logging
+
+    import mlflow.artifacts
+
+    tags = dict(version.tags or {})
+    if tags.get(SCORER_TAG) != "compiled":
+        reason = tags.get(f"{SCORER_TAG}.reason", "registered without a compiled scorer")
+        return PipelineScorer(pipeline, schema, reason=reason)
+    try:
+        plan_file = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id,
+            artifact_path=SCORER_PLAN,
+            dst_path=tmp,
+            tracking_uri=client.tracking_uri,
+        )
+        plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+        return CompiledScorer.from_pipeline(pipeline, schema, plan)
+    except Exception as err:  # noqa: BLE001 - any failure: the Pipeline scores instead
+        reason = f"its compiled scorer could not be loaded ({type(err).__name__}: {err})"
+        logging.getLogger(__name__).warning("%s v%s: %s", version.name, version.version, reason)
+        return PipelineScorer(pipeline, schema, reason=reason)
 
 
 def _default_na_values() -> list[str]:
@@ -184,17 +230,86 @@ def prepare_inputs(
     date) are left for the pipeline's own parsing. Rows are never dropped or reordered.
     """
     markers = set(_default_na_values() if na_values is None else na_values)
-    numeric, categorical = set(schema.numeric), set(schema.categorical)
-    out: dict[str, pd.Series] = {}
-    for col in schema.inputs:
-        values = frame[col]
-        if not pd.api.types.is_numeric_dtype(values) or col in categorical:
-            if not pd.api.types.is_datetime64_any_dtype(values):
-                values = _clean_text(values, markers)
-        if col in numeric:
-            values = pd.to_numeric(values, errors="coerce").astype("float64")
-        out[col] = values
+    out = {col: _prepare_column(frame[col], col, schema, markers) for col in schema.inputs}
     return pd.DataFrame(out, index=frame.index)
+
+
+def _prepare_column(values: pd.Series, col: str, schema: Schema, markers: set[str]) -> pd.Series:
+    if not pd.api.types.is_numeric_dtype(values) or col in schema.categorical:
+        if not pd.api.types.is_datetime64_any_dtype(values):
+            values = _clean_text(values, markers)
+    if col in schema.numeric:
+        values = pd.to_numeric(values, errors="coerce").astype("float64")
+    return values
+
+
+def arrow_inputs(
+    table: pa.Table, schema: Schema, na_values: Sequence[str] | None = None
+) -> dict[str, Column]:
+    """``prepare_inputs`` for an Arrow table, for the compiled scorer, with no Python object
+    per value: text columns become ``Coded`` through Arrow's dictionary encoding (each
+    distinct value stripped and checked against the markers once), numbers float64 arrays.
+    A column of any other type is prepared by ``prepare_inputs``' own rules."""
+    import pyarrow.compute as pc
+
+    markers = pa.array(sorted(_default_na_values() if na_values is None else na_values))
+    out: dict[str, Column] = {}
+    for col in schema.inputs:
+        array = table.column(col).combine_chunks()
+        kind = array.type
+        if pa.types.is_dictionary(kind) and _is_text(kind.value_type):
+            if len(array.dictionary) > len(array):  # a whole row group's: encode this chunk
+                array = pc.dictionary_encode(array.dictionary_decode())
+            kind = array.type
+        elif _is_text(kind):
+            array = pc.dictionary_encode(array)
+        if pa.types.is_dictionary(kind):
+            numbers = _text_numbers(array, markers) if col in schema.numeric else None
+            out[col] = numbers if numbers is not None else _coded_text(array, markers)
+        elif col in schema.numeric and (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        ):
+            out[col] = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            marker_set = set(markers.to_pylist())
+            out[col] = _prepare_column(array.to_pandas(), col, schema, marker_set)
+    return out
+
+
+# str.strip()'s whitespace, so Arrow trims exactly what ingest's Python code trims
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _coded_text(array: pa.DictionaryArray, markers: pa.Array) -> Coded:
+    """Dictionary-encoded text as Coded: each distinct value stripped, markers missing."""
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim(array.dictionary, characters=_WHITESPACE)
+    marker = pc.is_in(trimmed, value_set=markers).to_numpy(zero_copy_only=False)
+    texts = trimmed.to_numpy(zero_copy_only=False)
+    texts[marker] = None
+    remap = np.append(np.where(marker, -1, np.arange(len(texts))), -1)
+    codes = pc.fill_null(array.indices, -1).to_numpy(zero_copy_only=False).astype("int64")
+    return Coded(remap[codes], texts)
+
+
+def _text_numbers(array: pa.DictionaryArray, markers: pa.Array) -> np.ndarray | None:
+    """Numbers stored as text, parsed by Arrow, when every value that is not a missing
+    marker parses; None otherwise (then pandas' ``to_numeric`` rules decide, per value)."""
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim(array.dictionary, characters=_WHITESPACE)
+    trimmed = pc.if_else(pc.is_in(trimmed, value_set=markers), None, trimmed)
+    try:
+        parsed = pc.cast(trimmed, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    values = pa.DictionaryArray.from_arrays(array.indices, parsed).dictionary_decode()
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype="float64")
 
 
 def _prediction_fields(model: LoadedModel) -> list[pa.Field]:
@@ -208,12 +323,22 @@ def _prediction_fields(model: LoadedModel) -> list[pa.Field]:
 
 
 def score_table(
-    frame: pd.DataFrame, model: LoadedModel, na_values: Sequence[str] | None = None
+    frame: pd.DataFrame | pa.Table, model: LoadedModel, na_values: Sequence[str] | None = None
 ) -> pa.Table:
-    """Predictions for ``frame``'s rows, in order, as an Arrow table (no id columns)."""
+    """Predictions for ``frame``'s rows, in order, as an Arrow table (no id columns).
+
+    An Arrow table goes to a compiled scorer as Arrow columns (``arrow_inputs``); anything
+    else through pandas and ``prepare_inputs``.
+    """
     schema = model.schema
-    scores = predict_scores(model.pipeline, schema, prepare_inputs(frame, schema, na_values))
-    n = len(frame)
+    if isinstance(frame, pa.Table) and isinstance(model.scorer, CompiledScorer):
+        n = frame.num_rows
+        scores = model.scorer.columns(arrow_inputs(frame, schema, na_values), n)
+    else:
+        if isinstance(frame, pa.Table):
+            frame = frame.to_pandas()
+        n = len(frame)
+        scores = model.scorer.frame(prepare_inputs(frame, schema, na_values))
     columns: list[Any]
     if schema.task == "regression":
         columns = [pa.array(scores, pa.float64())]
@@ -222,10 +347,16 @@ def score_table(
             chosen = (scores[:, 1] >= model.threshold).astype("int64")
         else:
             chosen = scores.argmax(axis=1)
-        columns = [pa.array(schema.decode_target(chosen), pa.string())]
+        columns = [pa.array(schema.classes, pa.string()).take(pa.array(chosen))]
         columns += [pa.array(scores[:, i], pa.float64()) for i in range(len(schema.classes))]
-    columns += [pa.array([model.name] * n, pa.string()), pa.array([model.version] * n, pa.string())]
+    columns += [_repeat(model.name, n), _repeat(model.version, n)]
     return pa.Table.from_arrays(columns, schema=pa.schema(_prediction_fields(model)))
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, dtype="int32")), pa.array([text], pa.string())
+    ).cast(pa.string())
 
 
 def _format(path: Path) -> Format:
@@ -256,22 +387,28 @@ class _Input:
     total: int | None
     id_types: dict[str, pa.DataType]
     describe: str
-    chunks: Callable[[list[str]], Iterator[tuple[pd.DataFrame, pa.Table]]]
+    chunks: Callable[[list[str]], Iterator[tuple[pd.DataFrame | pa.Table, pa.Table]]]
 
 
-def _parquet_input(path: Path, id_columns: list[str], chunk_rows: int) -> _Input:
+def _parquet_input(
+    path: Path, id_columns: list[str], chunk_rows: int, dictionary: Sequence[str] = ()
+) -> _Input:
+    """``dictionary``: input columns to read as Arrow dictionaries when they hold text (the
+    compiled scorer's path: Parquet already stores them so, and no string is built)."""
     import pyarrow.parquet as pq
 
-    file = pq.ParquetFile(path)
+    names = pq.read_schema(path)
+    text = [f.name for f in names if f.name.strip() in dictionary and _is_text(f.type)]
+    file = pq.ParquetFile(path, read_dictionary=[n for n in text if n.strip() not in id_columns])
     columns = {name: name.strip() for name in file.schema_arrow.names}
     id_types = {columns[f.name]: f.type for f in file.schema_arrow if columns[f.name] in id_columns}
 
-    def chunks(wanted: list[str]) -> Iterator[tuple[pd.DataFrame, pa.Table]]:
+    def chunks(wanted: list[str]) -> Iterator[tuple[pd.DataFrame | pa.Table, pa.Table]]:
         raw = [r for r, c in columns.items() if c in wanted]
         ids = [columns[r] for r in raw if columns[r] in id_types]
         for batch in file.iter_batches(batch_size=chunk_rows, columns=raw):
             table = pa.Table.from_batches([batch]).rename_columns([columns[r] for r in raw])
-            yield table.to_pandas(), table.select(ids)
+            yield table, table.select(ids)
 
     return _Input(columns, file.metadata.num_rows, id_types, str(path), chunks)
 
@@ -320,6 +457,67 @@ def _writer(
         yield write
         if not written:  # no rows: still a file with its header
             write(schema.empty_table())
+
+
+def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items``, produced by a background thread up to ``depth`` ahead (Arrow and pandas
+    release the GIL while they read). An error in the producer is raised here."""
+    import queue
+    import threading
+
+    done = object()
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                ahead.put((item, None))
+                if stop.is_set():  # the consumer has gone: stop reading
+                    return
+            ahead.put((done, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            ahead.put((done, err))
+
+    thread = threading.Thread(target=produce, name="cycleml-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = ahead.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting to put, then let it end
+            try:
+                ahead.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+@contextmanager
+def _in_background(write: Callable[[pa.Table], None]) -> Iterator[Callable[[pa.Table], None]]:
+    """``write``, run on one background thread, one table at a time and in order; every
+    write has finished (or raised) when the block exits."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: list[Future[None]] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cycleml-write") as pool:
+
+        def later(table: pa.Table) -> None:
+            if pending:
+                pending.pop().result()  # at most one write in flight; its error surfaces
+            pending.append(pool.submit(write, table))
+
+        try:
+            yield later
+        finally:
+            for future in pending:
+                future.result()
 
 
 def _peak_rss_bytes() -> int | None:
@@ -393,7 +591,9 @@ def predict_file(
     out_format = _format(target)
     schema = model.schema
     if _format(source) == "parquet":
-        reader = _parquet_input(source, schema.id_columns, chunk_rows)
+        compiled = isinstance(model.scorer, CompiledScorer)
+        text_inputs = schema.inputs if compiled else []
+        reader = _parquet_input(source, schema.id_columns, chunk_rows, text_inputs)
     else:
         reader = _csv_input(source, schema.id_columns, chunk_rows, sep)
     missing = [c for c in schema.inputs if c not in reader.columns.values()]
@@ -413,14 +613,19 @@ def predict_file(
     with (
         atomic_path(target) as tmp,
         _writer(tmp, out_format, out_schema, target.name.lower().endswith(".gz")) as write,
+        _in_background(write) as write_later,
         _progress(progress, reader.total) as bar,
     ):
         task = bar.add_task(f"scoring {source.name}", total=reader.total)
-        for frame, id_table in reader.chunks(list(dict.fromkeys([*ids, *schema.inputs]))):
+        # the next chunk is read, and the last one written, while this one is scored
+        chunks = _prefetch(reader.chunks(list(dict.fromkeys([*ids, *schema.inputs]))))
+        for frame, id_table in chunks:
             predicted = score_table(frame, model, na_values)
-            write(pa.Table.from_arrays([*id_table.columns, *predicted.columns], schema=out_schema))
-            rows += len(frame)
-            bar.advance(task, len(frame))
+            write_later(
+                pa.Table.from_arrays([*id_table.columns, *predicted.columns], schema=out_schema)
+            )
+            rows += predicted.num_rows
+            bar.advance(task, predicted.num_rows)
     seconds = time.perf_counter() - start
     after = _peak_rss_bytes()
     delta = (after - before) / 2**20 if before is not None and after is not None else None

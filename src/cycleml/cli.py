@@ -215,7 +215,7 @@ def register(params: ParamsOption = Path("params.yaml")) -> None:
         return
     _show(
         f"register: {d.model_name} v{d.version} -> @{d.alias}",
-        [f"{d.primary_metric} = {d.candidate:.4f}", *d.reasons],
+        [f"{d.primary_metric} = {d.candidate:.4f}", *d.reasons, *([d.scorer] if d.scorer else [])],
     )
 
 

@@ -1,8 +1,9 @@
 """What the HTTP service needs, testable without a server: load a registered version,
 build the request schema from the model's own schema, score records.
 
-``serving/service.py`` is a thin BentoML shell around these functions, so the service
-scores through the very Pipeline training saved (no copied preprocessing).
+``serving/service.py`` is a thin BentoML shell around these functions. It scores through
+the version's compiled scorer (``cycleml.compiled``), which registration verified against
+the very Pipeline training saved, or through that Pipeline when there is none.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from cycleml.batch import LoadedModel
-from cycleml.modeling import predict_scores
 from cycleml.schema import Schema
 
 if TYPE_CHECKING:
@@ -43,6 +42,10 @@ class Served(LoadedModel):
             "decision_threshold": self.threshold if self.schema.is_binary else None,
             "task": self.schema.task,
             "classes": self.schema.classes,
+            "scorer": {
+                "kind": self.scorer.kind,
+                "reason": self.scorer.reason or None,
+            },
             "inputs": {
                 **{c: "number" for c in self.schema.numeric},
                 **{c: "string" for c in self.schema.categorical},
@@ -109,10 +112,7 @@ def record_model(schema: Schema) -> type[BaseModel]:
 def score(served: Served, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One answer per record: prediction, class probabilities and decision (classification),
     the model version and a request id."""
-    frame = pd.DataFrame.from_records(records, columns=list(served.schema.inputs))
-    for col in served.schema.categorical:
-        frame[col] = frame[col].astype("object")
-    scores = predict_scores(served.pipeline, served.schema, frame)
+    scores = served.scorer.records(records)
     schema = served.schema
     out: list[dict[str, Any]] = []
     for i, record in enumerate(records):

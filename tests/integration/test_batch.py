@@ -16,6 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from cycleml.batch import BatchError, LoadedModel, load_model, predict_file
+from cycleml.compiled import PipelineScorer
 from cycleml.modeling import predict_scores
 from cycleml.registry import champion_version
 from cycleml.tracking import tracking_uri
@@ -45,6 +46,10 @@ def test_predictions_equal_the_in_process_pipeline(project: Project) -> None:
     assert model.alias == "champion"
     assert model.version == champion_version(client, model.name)
     assert model.schema.is_binary and 0 < model.threshold < 1
+    # registration compiled and verified a scorer, saved with the version; batch uses it
+    assert model.scorer.kind == "compiled"
+    assert model.tags["cycleml.scorer"] == "compiled"
+    assert int(model.tags["cycleml.scorer.rows_checked"]) > 0
     test = pd.read_parquet(project.paths.split("test"))
     scores = predict_scores(model.pipeline, model.schema, test)
     negative, positive = model.schema.classes
@@ -86,6 +91,7 @@ def test_a_messy_csv_is_cleaned_as_ingest_cleaned_the_training_data(project: Pro
     client = MlflowClient(tracking_uri(params.tracking, project.paths))
     model = load_model(client, params.register_.model_name)
     assert model.schema.task == "regression"
+    assert model.scorer.kind == "compiled"
 
     target = project.root / "prices.csv"
     report = predict_file(source, target, model, chunk_rows=500, progress=False)
@@ -98,16 +104,24 @@ def test_a_messy_csv_is_cleaned_as_ingest_cleaned_the_training_data(project: Pro
 
 
 class _FailsOnSecondChunk:
-    """A pipeline that scores one chunk, then breaks: a failure in the middle of a file."""
+    """A scorer that scores one chunk, then breaks: a failure in the middle of a file."""
 
-    def __init__(self, pipeline: Any) -> None:
-        self.pipeline, self.calls = pipeline, 0
+    def __init__(self, scorer: Any) -> None:
+        self.scorer, self.calls = scorer, 0
+        self.kind, self.reason = scorer.kind, scorer.reason
 
-    def predict_proba(self, x: pd.DataFrame) -> Any:
+    def _once(self) -> None:
         self.calls += 1
         if self.calls > 1:
             raise RuntimeError("disk full")
-        return self.pipeline.predict_proba(x)
+
+    def frame(self, x: pd.DataFrame) -> Any:
+        self._once()
+        return self.scorer.frame(x)
+
+    def columns(self, columns: Any, n: int) -> Any:
+        self._once()
+        return self.scorer.columns(columns, n)
 
 
 def test_bad_input_writes_nothing(project: Project) -> None:
@@ -130,9 +144,12 @@ def test_bad_input_writes_nothing(project: Project) -> None:
     previous.write_text("an earlier output\n")
     with pytest.raises(BatchError, match="tenure_months"):
         predict_file(project.root / "no_tenure.parquet", previous, model, progress=False)
-    broken = dataclasses.replace(model, pipeline=_FailsOnSecondChunk(model.pipeline))
-    with pytest.raises(RuntimeError, match="disk full"):
-        predict_file(project.paths.split("test"), previous, broken, chunk_rows=50, progress=False)
+    for scorer in (model.scorer, PipelineScorer(model.pipeline, model.schema)):
+        broken = dataclasses.replace(model, scorer=_FailsOnSecondChunk(scorer))
+        with pytest.raises(RuntimeError, match="disk full"):
+            predict_file(
+                project.paths.split("test"), previous, broken, chunk_rows=50, progress=False
+            )
     assert previous.read_text() == "an earlier output\n"  # untouched, not half-replaced
     assert sorted(p.name for p in out_dir.iterdir()) == ["previous.csv"]  # no temp files left
 
@@ -140,11 +157,14 @@ def test_bad_input_writes_nothing(project: Project) -> None:
 # Scores a file in a fresh interpreter and reports how much its peak memory grew while
 # scoring (the model is loaded first), so nothing the test process did earlier hides it.
 _MEASURE = """
-import json, resource, sys
+import dataclasses, json, resource, sys
 from mlflow import MlflowClient
 from cycleml.batch import load_model, predict_file
-uri, name, source, target, chunk = sys.argv[1:]
+uri, name, source, target, chunk, scorer = sys.argv[1:]
 model = load_model(MlflowClient(uri), name)
+if scorer == "sklearn":  # the Pipeline itself scores
+    model = dataclasses.replace(model, scorer=None)
+assert model.scorer.kind == scorer
 unit = 1 if sys.platform == "darwin" else 1024
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
 report = predict_file(source, target, model, chunk_rows=int(chunk), progress=False)
@@ -178,11 +198,17 @@ def test_a_large_file_is_scored_in_bounded_memory(project: Project) -> None:
     generate_churn(rows, seed=11).to_parquet(source, index=False)  # raw: "?" markers and all
     target = project.root / "scored.parquet"
 
-    chunked = measure(project, client, model, source, target, 50_000)
+    chunked = measure(project, client, model, source, target, 50_000, "sklearn")
     assert chunked["rows"] == rows
     assert pd.read_parquet(target, columns=["prediction"])["prediction"].notna().all()
-    whole = measure(project, client, model, source, project.root / "whole.parquet", rows)
+    whole = measure(project, client, model, source, project.root / "whole.parquet", rows, "sklearn")
     # chunks of 50k rows need a fraction of what the whole file and its predictions take
     # (measured: about 230 MB against 740 MB)
     assert chunked["mb"] < 400, chunked
     assert chunked["mb"] < 0.6 * whole["mb"], (chunked, whole)
+    # the compiled scorer's Arrow path needs less than the Pipeline's, chunked or not
+    # (measured: no growth above what loading the model took)
+    fast = measure(project, client, model, source, target, 50_000, "compiled")
+    fast_whole = measure(project, client, model, source, target, rows, "compiled")
+    assert fast["rows"] == rows
+    assert fast["mb"] <= chunked["mb"] and fast_whole["mb"] < 0.6 * whole["mb"], (fast, whole)

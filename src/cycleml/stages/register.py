@@ -56,6 +56,8 @@ class Decision:
     champion_score: float | None = None
     status: str | None = None
     reasons: list[str] = field(default_factory=list)
+    scorer: str | None = None
+    """How the version scores: the compiled scorer (verified here) or the Pipeline, why."""
 
 
 def check_criteria(metrics: dict[str, float], criteria: dict[str, Bound]) -> list[str]:
@@ -233,6 +235,7 @@ def run(params: Params, paths: Paths) -> Decision:
         decision.registered, decision.version = True, str(existing.version)
         decision.alias, decision.status = CHAMPION, registry.APPROVED
         decision.reasons.append(f"v{decision.version} is already the champion")
+        decision.scorer = _attach_scorer(client, existing, schema, paths)
         write_json(paths.report("register.json"), asdict(decision))
         return decision
     wins = True
@@ -253,9 +256,35 @@ def run(params: Params, paths: Paths) -> Decision:
     }
     version = existing or mlflow.register_model(trained["model_uri"], cfg.model_name, tags=tags)
     decision.registered, decision.version = True, str(version.version)
+    # compiled before any alias points here, so a server following the alias finds it
+    decision.scorer = _attach_scorer(client, version, schema, paths)
     _decide(client, cfg.model_name, decision, wins, cfg.approval)
     write_json(paths.report("register.json"), asdict(decision))
     return decision
+
+
+def _attach_scorer(client: MlflowClient, version: Any, schema: Schema, paths: Paths) -> str:
+    """Compile the version's Pipeline, verify it on validation and test data, and save the
+    plan with the version (artifact ``scorer/plan.json`` of its run, tag ``cycleml.scorer``).
+
+    A step the compiler cannot express, or any difference from the Pipeline above the
+    tolerance, tags the version ``sklearn`` with the reason: it is then served by the
+    Pipeline. Done once per version.
+    """
+    from cycleml.batch import SCORER_PLAN, SCORER_TAG
+    from cycleml.compiled import compile_verified
+    from cycleml.stages.evaluate import load_local_model
+
+    tags = dict(version.tags or {})
+    if SCORER_TAG in tags:
+        return f"{tags[SCORER_TAG]} scorer, as verified when v{version.version} was registered"
+    checks = [pd.read_parquet(paths.split(part)) for part in ("valid", "test")]
+    result = compile_verified(load_local_model(paths), schema, checks)
+    if result.plan is not None:
+        client.log_dict(version.run_id, result.plan, SCORER_PLAN)
+    for key, value in result.tags().items():
+        client.set_model_version_tag(version.name, str(version.version), key, value)
+    return result.line()
 
 
 def _decide(client: MlflowClient, name: str, decision: Decision, wins: bool, mode: str) -> None:
