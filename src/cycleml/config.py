@@ -500,6 +500,13 @@ class ServingParams(_Strict):
         ge=10,
         description="adaptive batching: a request that would wait longer is refused (503)",
     )
+    workers: int = Field(1, ge=1, description="service worker processes (each loads the model)")
+    access_log: bool = Field(
+        False, description="BentoML's per-request access log (the prediction log keeps answers)"
+    )
+    tracing: bool = Field(
+        False, description="OpenTelemetry spans per request (configure an exporter in BentoML)"
+    )
     challenger: ChallengerParams = ChallengerParams()
 
 
