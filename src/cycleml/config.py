@@ -308,7 +308,7 @@ class TuneParams(_Strict):
     enabled: bool = True
     n_trials: int = Field(20, ge=1, description="total trials of the study (resumed runs count)")
     timeout: float | None = Field(None, gt=0, description="seconds; stops the search early")
-    n_jobs: int = Field(1, ge=1, description="trials run in parallel (threads)")
+    n_jobs: int = Field(1, ge=1, description="trials run in parallel (worker processes)")
     seed: int = 42
     objective: str = Field(
         "auto",

@@ -309,10 +309,10 @@ def runs(client: MlflowClient, experiment: str, query: str) -> list[Any]:
     return list(client.search_runs([found.experiment_id], query, max_results=1000))
 
 
-def test_tune_threads_and_tune_processes_share_one_sqlite_study(
+def test_tune_workers_and_tune_processes_share_one_sqlite_study(
     project: Project, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # two trial threads in one process (tune.n_jobs: 2), on the default optuna.db
+    # two workers of one `tune` (tune.n_jobs: 2: a second process), on the default optuna.db
     params = project.write_params(tune_raw(n_trials=6, n_jobs=2))
     project.run_stages(params, "ingest", "validate", "split", "frame")
     caplog.set_level(logging.WARNING)
