@@ -389,7 +389,7 @@ def _data_quality(schema: Schema, reference: pd.DataFrame, current: pd.DataFrame
             "reference_missing_share": float(reference[col].isna().mean()),
         }
         if col in schema.categorical:
-            known = set(reference[col].dropna().astype(str))
+            known = {str(v) for v in reference[col].dropna().unique()}
             counts = current[col].value_counts()  # once per category, not per row
             new = counts[~counts.index.astype(str).isin(known)]
             if len(new):
@@ -398,6 +398,20 @@ def _data_quality(schema: Schema, reference: pd.DataFrame, current: pd.DataFrame
         columns[col] = info
     all_missing = [c for c, i in columns.items() if i["missing_share"] == 1.0]
     return {"columns": columns, "all_missing": all_missing}
+
+
+def _quality_columns(schema: Schema) -> list[str]:
+    outputs = ["prediction"] if schema.task == "regression" else []
+    return [schema.target, *outputs, *(f"probability_{c}" for c in schema.classes)]
+
+
+def _rows(frame: pd.DataFrame, keep: pd.Series, columns: list[str] | None = None) -> pd.DataFrame:
+    """``frame``'s ``keep`` rows (``columns`` of them, or all): no copy of a million-row
+    window when every row is kept."""
+    if columns is None:
+        return frame if keep.all() else frame[keep]
+    present = [c for c in columns if c in frame.columns]
+    return frame[present] if keep.all() else frame.loc[keep, present]
 
 
 def _quality(
@@ -417,7 +431,7 @@ def _quality(
 
     y_now = schema.encode_target(labelled[schema.target])
     y_ref = schema.encode_target(reference[schema.target].dropna())
-    ref_rows = reference[reference[schema.target].notna()]
+    ref_rows = _rows(reference, reference[schema.target].notna(), _quality_columns(schema))
     if schema.task == "classification" and len(np.unique(y_now)) < 2:
         return {"skipped": "the labelled rows hold a single class: no ranking metric"}
     now = task_metrics(schema.task, y_now, scores(labelled), threshold)
@@ -666,7 +680,7 @@ def check(
     if missing:
         raise MonitorError(f"the window lacks model input column(s): {', '.join(missing)}")
     cleaned = prepare_inputs(current, schema, na_values)
-    current = current.copy()
+    current = current.copy(deep=False)  # columns below are replaced, never written into
     for col in schema.inputs:
         current[col] = cleaned[col]
     labels = current["_label"] if "_label" in current else pd.Series(None, index=current.index)
@@ -735,7 +749,7 @@ def check(
     result.reports["drift"] = str(html)
     snapshots = [drift_snapshot]
 
-    labelled = current[current[schema.target].notna()]
+    labelled = _rows(current, current[schema.target].notna())
     if len(labelled) >= cfg.min_labelled:
         try:
             result.quality = _quality(schema, reference, labelled, model.threshold, cfg)

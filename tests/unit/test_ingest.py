@@ -180,3 +180,40 @@ def test_sql_errors_are_named(tmp_path: Path) -> None:
     ).source
     with pytest.raises(IngestError, match="no such table: customer"):
         read_source(source)
+
+
+def test_text_rules_per_distinct_value_equal_the_rules_row_by_row() -> None:
+    """clean() strips, marks and parses each distinct value once; the result must be what
+    the rules give applied to every row (the straightforward way, written out here)."""
+    rng = np.random.default_rng(3)
+    pool = [" 12 ", "12", "3.5", "?", "", "-", "abc", None, np.nan, " Yes", "Yes", "1e3", 7]
+    often = [0.3, 0.3, 0.1, 0.01, 0.09, 0.2]
+    frame = pd.DataFrame(
+        {
+            "mostly_numbers": rng.choice(["1", " 2.5 ", "?", "x", None, "3"], 500, p=often),
+            "mixed": rng.choice(np.array(pool, dtype=object), 500),
+            "y": rng.choice(["Yes", "No"], 500),
+        }
+    )
+    data = data_params(id_columns=[], clean={"drop_duplicates": False})
+    rules = data.clean
+    cleaned, report = clean(frame, data)
+    assert report.numeric_from_text["mostly_numbers"]["examples"] == ["x"]
+
+    def by_row(column: pd.Series) -> pd.Series:
+        values = column.astype("object")
+        present = values.notna()
+        values = values.where(~present, values.astype(str).str.strip())
+        values = values.where(~(present & values.isin(set(rules.na_values))), None)
+        numbers = pd.to_numeric(values, errors="coerce")
+        if (numbers.notna() & values.notna()).sum() / values.notna().sum() >= 0.95:
+            return numbers.astype("float64")
+        return values
+
+    expected = by_row(frame["mostly_numbers"])
+    assert expected.dtype == "float64"
+    pd.testing.assert_series_equal(cleaned["mostly_numbers"], expected, check_names=False)
+    mixed = by_row(frame["mixed"])
+    assert mixed.dtype == object
+    assert cleaned["mixed"].isna().tolist() == mixed.isna().tolist()
+    assert cleaned["mixed"].dropna().tolist() == mixed.dropna().tolist()
