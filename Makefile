@@ -17,7 +17,7 @@ export DVC_NO_ANALYTICS := 1
 # dvc stages call `cycleml`: the venv comes first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run repro test check serve bento ui loop monitor monitor-ui audit fuzz load clean
+.PHONY: help install run repro test check serve bento ui loop monitor monitor-ui audit fuzz load bench wrk clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,6 +77,16 @@ fuzz: install ## fuzz the service from its OpenAPI document (Schemathesis; EXAMP
 
 load: install ## 60 s at 32 clients on a fresh served project: failures, latency, memory, shutdown
 	$(BIN)/python benchmarks/load.py --seconds $${SECONDS_:-60} --clients $${CLIENTS:-32}
+
+bench: install wrk ## the benchmark suite (~30 min): BENCHMARKS.md and benchmarks/results/latest.json
+	$(BIN)/python -m benchmarks.suite $${ONLY:+--only $$ONLY}
+
+wrk: ## the HTTP load generator the benchmarks use (Debian/Ubuntu package, or brew)
+	@command -v wrk >/dev/null || { \
+		echo "installing wrk (apt-get install wrk)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -q wrk >/dev/null; \
+		elif command -v sudo >/dev/null; then sudo apt-get install -y -q wrk >/dev/null; fi; \
+		command -v wrk >/dev/null || { echo "install wrk first: apt-get install wrk, or brew install wrk"; exit 1; }; }
 
 lock: $(BIN)/python ## re-resolve requirements.lock from pyproject.toml's ranges
 	$(BIN)/python -m pip install --quiet "uv>=0.4"

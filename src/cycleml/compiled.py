@@ -112,15 +112,19 @@ def _numeric_block(steps: list[Any], columns: list[str]) -> dict[str, Any]:
 
     fill = np.full(len(columns), np.nan)
     mean, scale = np.zeros(len(columns)), np.ones(len(columns))
+    scaled = False
     for step in steps:
         if isinstance(step, SimpleImputer) and step.strategy in _NUMERIC_STRATEGIES:
+            if scaled:  # the plan imputes, then scales
+                raise NotCompilable("a numeric SimpleImputer after the scaler is not supported")
             if step.add_indicator:
                 raise NotCompilable("SimpleImputer(add_indicator=True) is not supported")
             stats = np.asarray(step.statistics_, dtype="float64")
             if np.isnan(stats).any():  # sklearn drops all-missing columns: another layout
                 raise NotCompilable("a numeric column was all missing in training")
             fill = stats
-        elif isinstance(step, StandardScaler):
+        elif isinstance(step, StandardScaler) and not scaled:
+            scaled = True
             mean = np.asarray(step.mean_ if step.with_mean else np.zeros(len(columns)))
             scale = np.asarray(step.scale_ if step.with_std else np.ones(len(columns)))
         else:
