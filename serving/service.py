@@ -106,6 +106,11 @@ INLINE_RECORDS = 64
 they never hold up other connections."""
 
 
+WARM_REQUESTS = 500
+"""After this many requests the heap is frozen again: BentoML and its libraries import
+and cache lazily on the first requests, and the collector would walk all that too."""
+
+
 def _freeze_heap() -> None:
     """Keep the garbage collector off the loaded model and libraries: without this, every
     full collection walks millions of long-lived objects and stalls a request for 100+ ms
@@ -131,6 +136,7 @@ class CycleML:
         self.challenger: serving.Served | None = None
         self.log = PredictionLog(PATHS.database_url(PARAMS.serving.prediction_log))
         self._random = random.Random()
+        self._answered = 0
         self._reported_failures = 0
         self._swap = threading.Lock()
         self._stop = threading.Event()
@@ -183,6 +189,9 @@ class CycleML:
             self._random.random(),
         )
         rows = [r.model_dump() for r in records]
+        self._answered += 1
+        if self._answered == WARM_REQUESTS:  # what the first requests imported and cached
+            _freeze_heap()
         started = time.perf_counter()
         answers = serving.score(served, rows)
         LATENCY.labels(model_version=served.version).observe(time.perf_counter() - started)
