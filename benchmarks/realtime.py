@@ -94,6 +94,37 @@ def mlflow_serve(project: Path, name: str, timeout: float = 180) -> Iterator[tup
                 process.wait()
 
 
+def quiet(pids: Any, limit: float = 5.0, timeout: float = 30.0) -> None:
+    """Wait until neither server is still busy (below ``limit`` % of a core over half a
+    second): a server can work through its backlog for a while after wrk stops, and
+    that would be counted against the other side."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs = []
+        for pid in pids:
+            try:
+                root = psutil.Process(pid)
+                procs += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        for proc in procs:
+            try:
+                proc.cpu_percent(None)
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.5)
+        busy = 0.0
+        for proc in procs:
+            try:
+                busy += proc.cpu_percent(None)
+            except psutil.NoSuchProcess:
+                pass
+        if busy < limit:
+            return
+
+
 def _agree(cycleml: str, mlflow: str, record: dict[str, Any]) -> dict[str, Any]:
     """Both answer the record with the same probabilities (the model is logged with
     ``predict_proba`` as its pyfunc method, so both do the same work)."""
@@ -128,7 +159,9 @@ def measure(project: Path, size: Size, model_name: str) -> dict[str, Any]:
             load(urls[side], bodies[side], 1, 2)
         for _ in range(size.repeats):
             for side, results in sides.items():
+                quiet(pids.values())
                 one = load(urls[side], bodies[side], size.http_seconds, 1)
+                quiet(pids.values())
                 many = load(urls[side], bodies[side], size.http_seconds, size.clients)
                 results.append(
                     {

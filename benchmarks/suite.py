@@ -267,9 +267,11 @@ def render(results: dict[str, Any]) -> str:
     """The results block of BENCHMARKS.md: machine, versions, targets, other figures."""
     m = results["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+    dates = sorted({s.get("measured", m["date"]) for s in results["sections"].values()})
+    when = m["date"] if len(dates) <= 1 else f"{dates[0]} to {dates[-1]} (sections re-run)"
     lines = [
         START,
-        f"Run {m['date']} (`make bench`, size {results['size']}, median of "
+        f"Run {when} (`make bench`, size {results['size']}, median of "
         f"{results['repeats']} runs) on {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
         f"{m['os']}, Python {m['python']}; load generator: {m['load_generator']}.",
         "",
@@ -344,6 +346,23 @@ def write_markdown(path: Path, block: str) -> None:
     path.write_text(head + block + tail, encoding="utf-8")
 
 
+def _earlier(path: Path, size: Size, only: list[str]) -> dict[str, Any]:
+    """With ``--only``, the other sections of the last run of the same size (each keeps
+    the date it was measured), so re-measuring one section keeps the whole table."""
+    if set(only) == set(SECTIONS) or not path.exists():
+        return {}
+    try:
+        last = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+    if last.get("size") != size.name:
+        return {}
+    kept = {k: v for k, v in last.get("sections", {}).items() if k not in only}
+    for section in kept.values():
+        section.setdefault("measured", last.get("machine", {}).get("date"))
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
@@ -369,12 +388,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="cycleml-bench-") as tmp:
             sections = run_sections(size, only, Path(tmp))
+    now = machine()
+    for section in sections.values():
+        section["measured"] = now["date"]
     results: dict[str, Any] = {
         "size": size.name,
         "repeats": size.repeats,
-        "machine": machine(),
+        "machine": now,
         "seconds": round(time.perf_counter() - started, 1),
-        "sections": sections,
+        "sections": {**_earlier(args.results, size, only), **sections},
     }
     results["targets"] = check(results)
     args.results.parent.mkdir(parents=True, exist_ok=True)
