@@ -33,10 +33,11 @@ def populate_log(db: Path, frame: object, params: object) -> None:
     import numpy as np
     import pandas as pd
 
-    from cycleml.batch import load_model, score_table
+    from cycleml.model.tracking import configure
     from cycleml.paths import project_paths
-    from cycleml.predlog import PredictionLog
-    from cycleml.tracking import configure
+    from cycleml.scoring.batch import score_table
+    from cycleml.scoring.loaded import load_model
+    from cycleml.serve.predlog import PredictionLog
 
     assert isinstance(frame, pd.DataFrame)
     model = load_model(configure(params.tracking, project_paths()), params.register_.model_name)  # type: ignore[attr-defined]
@@ -104,9 +105,9 @@ def prepare(root: Path, rows: int) -> None:
     """The window as a log and as a file, in ``root`` (run in its own process, so the
     measured processes do not inherit its memory through fork)."""
     from cycleml.config import load_params
-    from cycleml.demo import generate_churn
+    from cycleml.data.cleaning import clean
+    from cycleml.data.demo import generate_churn
     from cycleml.paths import project_paths
-    from cycleml.stages.ingest import clean
 
     paths = project_paths()
     params = load_params(paths.params)

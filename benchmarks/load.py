@@ -182,7 +182,7 @@ def main() -> int:
         print(json.dumps(result.summary(), indent=2))
         return 1 if result.failed else 0
 
-    from cycleml.server import Service, demo_project
+    from cycleml.demo.harness import Service, demo_project
 
     with tempfile.TemporaryDirectory(prefix="cycleml-load-") as tmp:
         root = Path(tmp)

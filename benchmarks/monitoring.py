@@ -20,13 +20,14 @@ import pandas as pd
 import yaml
 
 from benchmarks.common import BIN, REPO, Size, median_of, run
+from cycleml.names import STAGES
 
-_STAGES = ("ingest", "validate", "split", "frame", "train", "evaluate", "reference", "register")
+_STAGES = tuple(s for s in STAGES if s not in ("explore", "tune"))
 
 
 def wide_churn(rows: int, seed: int, scenario: str = "none") -> pd.DataFrame:
     """Demo customers with twelve more columns: 18 + 12 = 30 model inputs."""
-    from cycleml.demo import generate_churn
+    from cycleml.data.demo import generate_churn
 
     frame = generate_churn(rows, seed, scenario)
     rng = np.random.default_rng(seed + 1)
@@ -60,9 +61,9 @@ def _big_reference(root: Path, size: Size) -> int:
     """Replace the champion's reference profile with ``monitor_reference_rows`` rows."""
     from mlflow import MlflowClient
 
-    from cycleml.batch import load_model
     from cycleml.config import load_params
-    from cycleml.stages.ingest import clean
+    from cycleml.data.cleaning import clean
+    from cycleml.scoring.loaded import load_model
     from cycleml.stages.reference import ARTIFACT, profile
 
     params = load_params(root / "params.yaml")

@@ -25,7 +25,7 @@ import pandas as pd
 from benchmarks.common import BIN, REPO, Size, env, median_of
 from benchmarks.http import load
 from benchmarks.load import tree_rss_mb
-from cycleml.server import Service, free_port
+from cycleml.demo.harness import Service, free_port
 
 
 def one_record(project: Path) -> dict[str, Any]:

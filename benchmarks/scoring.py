@@ -26,12 +26,12 @@ from benchmarks.common import BIN, Size, median, median_of, repeat, run
 _PIPELINE = """
 import json, sys, time
 import mlflow.sklearn, pandas as pd
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
 name, source, schema_file = sys.argv[1:]
 pipeline = mlflow.sklearn.load_model(f"models:/{name}@champion")
 schema = Schema.model_validate_json(open(schema_file).read())
 frame = pd.read_parquet(source)[schema.inputs]
-from cycleml.batch import prepare_inputs
+from cycleml.scoring.batch import prepare_inputs
 frame = prepare_inputs(frame, schema)  # the ingest text rules, as predict applies them
 started = time.perf_counter()
 pipeline.predict_proba(frame)
@@ -42,7 +42,7 @@ print(json.dumps({"seconds": time.perf_counter() - started, "rows": len(frame)})
 def in_process(project: Path, size: Size, model_name: str) -> dict[str, Any]:
     from mlflow import MlflowClient
 
-    from cycleml.batch import load_model
+    from cycleml.scoring.loaded import load_model
 
     model = load_model(MlflowClient(f"sqlite:///{project / 'mlflow.db'}"), model_name)
     test = pd.read_parquet(project / "data" / "split" / "test.parquet")
@@ -78,7 +78,7 @@ def in_process(project: Path, size: Size, model_name: str) -> dict[str, Any]:
 
 
 def batch(project: Path, size: Size, model_name: str, folder: Path) -> dict[str, Any]:
-    from cycleml.demo import generate_churn
+    from cycleml.data.demo import generate_churn
 
     source = folder / "batch.parquet"
     generate_churn(size.batch_rows, seed=123).to_parquet(source, index=False)

@@ -29,14 +29,15 @@ import bentoml
 from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict
 
-from cycleml import serving
 from cycleml.config import load_params
-from cycleml.edge import Edge
+from cycleml.model.tracking import configure, tracking_uri
+from cycleml.names import TAG_SERVICE
 from cycleml.paths import project_paths
-from cycleml.predlog import PredictionLog, UnknownRequest
-from cycleml.tracking import configure, tracking_uri
+from cycleml.serve import served as serving
+from cycleml.serve.edge import Edge
+from cycleml.serve.predlog import PredictionLog, UnknownRequest
 
-log = logging.getLogger("cycleml.service")
+log = logging.getLogger(TAG_SERVICE)
 PARAMS = load_params(os.environ.get("CYCLEML_PARAMS", "params.yaml"))
 PATHS = project_paths()
 MODEL_NAME = PARAMS.register_.model_name

@@ -10,23 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
+from cycleml import names
 from cycleml.config import Params, parse_params
 from cycleml.paths import Paths, project_paths
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = (
-    "ingest",
-    "validate",
-    "explore",
-    "split",
-    "frame",
-    "tune",
-    "train",
-    "evaluate",
-    "reference",
-    "register",
-)
-"""The pipeline's stages in dvc.yaml order."""
+STAGES = names.STAGES
+"""The pipeline's stages in dvc.yaml order (re-exported for the tests)."""
 
 # Environment that must not leak in from the developer's shell or between tests.
 _ISOLATED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT")
@@ -111,11 +101,11 @@ class Project:
         )
 
         steps = {
-            "ingest": lambda: ingest.run(params.data, self.paths),
+            "ingest": lambda: ingest.run(params, self.paths),
             "validate": lambda: validate.run(params, self.paths),
-            "explore": lambda: explore.run(params.tracking, self.paths),
-            "split": lambda: split.run(params.split, self.paths),
-            "frame": lambda: frame.run(params.frame, params.goals, self.paths),
+            "explore": lambda: explore.run(params, self.paths),
+            "split": lambda: split.run(params, self.paths),
+            "frame": lambda: frame.run(params, self.paths),
             "tune": lambda: tune.run(params, self.paths),
             "train": lambda: train.run(params, self.paths),
             "evaluate": lambda: evaluate.run(params, self.paths),

@@ -1,3 +1,3 @@
-from cycleml.cli import main
+from cycleml.cli.app import main
 
 main()

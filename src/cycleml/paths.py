@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from cycleml.names import REFERENCE_ARTIFACT, SCHEMA_ARTIFACT
+
 __all__ = ["Paths", "project_paths"]
 
 
@@ -32,7 +34,7 @@ class Paths:
 
     @property
     def schema(self) -> Path:
-        return self.root / "data" / "interim" / "schema.json"
+        return self.root / "data" / "interim" / SCHEMA_ARTIFACT
 
     @property
     def split_dir(self) -> Path:
@@ -61,7 +63,7 @@ class Paths:
     @property
     def reference(self) -> Path:
         """Held-out rows with the model's predictions: what monitoring compares with."""
-        return self.root / "models" / "reference.parquet"
+        return self.root / "models" / REFERENCE_ARTIFACT
 
     # metrics, plots, reports
     def metrics(self, stage: str) -> Path:

@@ -14,7 +14,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from cycleml.demo import SCENARIOS, generate_churn
+from cycleml.data.demo import SCENARIOS, generate_churn
 
 pytestmark = pytest.mark.data
 

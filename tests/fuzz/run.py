@@ -76,7 +76,7 @@ def main() -> int:
 
 
 def _fuzz_a_fresh_project(examples: int, seed: int) -> tuple[int, int, str]:
-    from cycleml.server import Service, demo_project
+    from cycleml.demo.harness import Service, demo_project
 
     with tempfile.TemporaryDirectory(prefix="cycleml-fuzz-") as tmp:
         root = Path(tmp)

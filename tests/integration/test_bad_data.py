@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cycleml.demo import generate_churn
+from cycleml.data.demo import generate_churn
 from tests.conftest import STAGES, small_params
 
 pytestmark = pytest.mark.integration

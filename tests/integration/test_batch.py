@@ -15,11 +15,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from cycleml.batch import BatchError, LoadedModel, load_model, predict_file
-from cycleml.compiled import PipelineScorer
-from cycleml.modeling import predict_scores
-from cycleml.registry import champion_version
-from cycleml.tracking import tracking_uri
+from cycleml.model.pipeline import predict_scores
+from cycleml.model.registry import champion_version
+from cycleml.model.tracking import tracking_uri
+from cycleml.scoring.batch import BatchError, predict_file
+from cycleml.scoring.compiled import PipelineScorer
+from cycleml.scoring.loaded import LoadedModel, load_model
 from tests.conftest import Project, houses_csv, small_params
 
 pytestmark = pytest.mark.integration
@@ -159,7 +160,8 @@ def test_bad_input_writes_nothing(project: Project) -> None:
 _MEASURE = """
 import dataclasses, json, resource, sys
 from mlflow import MlflowClient
-from cycleml.batch import load_model, predict_file
+from cycleml.scoring.batch import predict_file
+from cycleml.scoring.loaded import load_model
 uri, name, source, target, chunk, scorer = sys.argv[1:]
 model = load_model(MlflowClient(uri), name)
 if scorer == "sklearn":  # the Pipeline itself scores
@@ -190,7 +192,7 @@ def measure(project: Project, client: MlflowClient, model: LoadedModel, *args: A
 
 def test_a_large_file_is_scored_in_bounded_memory(project: Project) -> None:
     pytest.importorskip("resource")
-    from cycleml.demo import generate_churn
+    from cycleml.data.demo import generate_churn
 
     client, model = trained(project)
     rows = 300_000

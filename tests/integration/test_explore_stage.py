@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from cycleml.io import read_json
+from cycleml.files import read_json
+from cycleml.model.tracking import tracking_uri
 from cycleml.stages import explore
-from cycleml.tracking import tracking_uri
 from tests.conftest import Project, small_params
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ def test_explore_writes_report_figures_tables_and_logs_to_mlflow(project: Projec
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
 
-    exp = explore.run(params.tracking, paths)
+    exp = explore.run(params, paths)
 
     assert not stale.exists()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cycleml.server import free_port
+from cycleml.demo.harness import free_port
 from tests.conftest import REPO, small_params
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ def test_a_registry_lost_while_serving_is_reported_and_the_model_keeps_serving(
     import httpx
     import pandas as pd
 
-    from cycleml.server import Service
+    from cycleml.demo.harness import Service
     from tests.conftest import Project
 
     port = free_port()

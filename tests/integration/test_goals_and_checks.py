@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cycleml.demo import generate_churn
-from cycleml.io import read_json
+from cycleml.data.demo import generate_churn
+from cycleml.files import read_json
 from tests.conftest import Project, small_params
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from benchmarks.load import run_load, shutdown_under_load, tree_rss_mb
 
-from cycleml.server import Service
+from cycleml.demo.harness import Service
 from tests.conftest import REPO, Project, small_params
 
 pytestmark = pytest.mark.integration

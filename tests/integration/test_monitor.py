@@ -14,14 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cycleml import monitor as mon
-from cycleml.batch import LoadedModel, load_model
 from cycleml.config import Params
-from cycleml.demo import generate_churn
-from cycleml.predlog import PredictionLog
-from cycleml.serving import Served, score
-from cycleml.stages.ingest import clean
-from cycleml.tracking import configure
+from cycleml.data.cleaning import clean
+from cycleml.data.demo import generate_churn
+from cycleml.model.tracking import configure
+from cycleml.monitor import check as mon
+from cycleml.scoring.loaded import LoadedModel, load_model
+from cycleml.serve.predlog import PredictionLog
+from cycleml.serve.served import Served, score
 from tests.conftest import Project, small_params
 
 pytestmark = pytest.mark.integration

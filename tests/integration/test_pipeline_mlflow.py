@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from cycleml.io import read_json
-from cycleml.tracking import file_md5, tracking_uri
+from cycleml.files import read_json
+from cycleml.model.tracking import file_md5, tracking_uri
 from tests.conftest import Project, houses_csv, small_params
 
 pytestmark = pytest.mark.integration

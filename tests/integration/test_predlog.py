@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cycleml.predlog import PredictionLog, UnknownRequest
+from cycleml.serve.predlog import PredictionLog, UnknownRequest
 
 pytestmark = pytest.mark.integration
 

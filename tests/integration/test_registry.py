@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from cycleml import registry
-from cycleml.lineage import trace
-from cycleml.tracking import tracking_uri
+from cycleml.model import registry
+from cycleml.model.lineage import trace
+from cycleml.model.tracking import tracking_uri
 from tests.conftest import Project, small_params
 
 pytestmark = pytest.mark.integration

@@ -9,16 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cycleml import retrain
-from cycleml.batch import load_model
 from cycleml.config import Params
-from cycleml.demo import generate_churn
-from cycleml.predlog import PredictionLog
-from cycleml.registry import champion_version
-from cycleml.serving import Served, score
-from cycleml.stages.ingest import IngestError, clean
+from cycleml.data.cleaning import clean
+from cycleml.data.demo import generate_churn
+from cycleml.data.sources import IngestError
+from cycleml.model.registry import champion_version
+from cycleml.model.tracking import configure
+from cycleml.monitor import retrain
+from cycleml.scoring.loaded import load_model
+from cycleml.serve.predlog import PredictionLog
+from cycleml.serve.served import Served, score
 from cycleml.stages.ingest import run as ingest
-from cycleml.tracking import configure
 from tests.conftest import Project, small_params
 
 pytestmark = pytest.mark.integration
@@ -73,7 +74,7 @@ def test_partition_has_the_source_shape_and_too_few_rows_write_nothing(
     with pytest.raises(retrain.RetrainError, match="0 new labelled"):
         retrain.run(params, project.paths, repro=False)
 
-    report = ingest(params.data, project.paths)
+    report = ingest(params, project.paths)
     assert report.partitions == {done.partition.path.name: logged}
     assert len(pd.read_parquet(project.paths.raw)) == len(raw) + logged
 
@@ -84,17 +85,17 @@ def test_ingest_reads_partitions_only_when_told_and_refuses_unknown_columns(
     folder = project.root / "data" / "partitions"
     params = project.write_params(small_params(rows=500, data__partitions__use_source=False))
     with pytest.raises(IngestError, match="holds no partition; run `cycleml retrain`"):
-        ingest(params.data, project.paths)
+        ingest(params, project.paths)
 
     folder.mkdir(parents=True)
     generate_churn(300, 5, "none").to_parquet(folder / "feedback-20260101T000000.000000Z.parquet")
-    assert ingest(params.data, project.paths).rows_read == 300
+    assert ingest(params, project.paths).rows_read == 300
 
     params = project.write_params(small_params(rows=500))
     extra = generate_churn(100, 6, "none").assign(loyalty_card="gold")
     extra.to_parquet(folder / "feedback-20260102T000000.000000Z.parquet")
     with pytest.raises(IngestError, match=r"loyalty_card.*not in data.source"):
-        ingest(params.data, project.paths)
+        ingest(params, project.paths)
 
 
 def test_a_worse_dataset_does_not_replace_the_champion(project: Project) -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cycleml.server import Service
+from cycleml.demo.harness import Service
 from tests.conftest import REPO, Project, small_params
 
 pytestmark = pytest.mark.integration
@@ -88,8 +88,8 @@ def records(server: Server, n: int = 5) -> list[dict[str, Any]]:
 def test_predictions_equal_the_in_process_pipeline(server: Server) -> None:
     import mlflow.sklearn
 
-    from cycleml.modeling import predict_scores
-    from cycleml.schema import Schema
+    from cycleml.data.schema import Schema
+    from cycleml.model.pipeline import predict_scores
 
     status, body = server.call("/predict", {"records": records(server)})
     assert status == 200 and body["model_version"] == "1"
@@ -257,9 +257,9 @@ def test_shadow_challenger_is_scored_and_logged_but_not_returned(server: Server)
 def test_promoting_a_new_champion_under_traffic_fails_no_request(server: Server) -> None:
     from mlflow import MlflowClient
 
-    from cycleml import registry
     from cycleml.config import parse_params
-    from cycleml.tracking import tracking_uri
+    from cycleml.model import registry
+    from cycleml.model.tracking import tracking_uri
 
     project = server.project
     new = weaker_version(server)

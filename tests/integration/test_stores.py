@@ -29,9 +29,9 @@ import yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from cycleml.predlog import PredictionLog
+from cycleml.model.tracking import tracking_uri
+from cycleml.serve.predlog import PredictionLog
 from cycleml.stages import tune
-from cycleml.tracking import tracking_uri
 from tests.conftest import REPO, Project, small_params
 
 pytestmark = pytest.mark.integration
@@ -220,7 +220,7 @@ def test_a_locked_log_still_serves_and_writes_every_row_once_after_release(
     assert server.calls > 50
     assert server.slowest < ADD_BUDGET_SECONDS, f"an add took {server.slowest:.3f} s"
     # and the retries were for the lock, said in the log
-    warnings = [r.getMessage() for r in caplog.records if r.name == "cycleml.predlog"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "cycleml.serve.predlog"]
     assert any("retrying" in w and LOCKED in w for w in warnings)
 
 
@@ -336,7 +336,7 @@ def test_tune_workers_and_tune_processes_share_one_sqlite_study(
     (project.root / "workers.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
     script = _BARRIER + textwrap.dedent(
         """
-        from cycleml.cli import main
+        from cycleml.cli.app import main
         from cycleml.stages import tune
 
         open_study = tune._open_study
@@ -382,7 +382,7 @@ _MLFLOW_WORKER = _BARRIER + textwrap.dedent(
     import mlflow
     from cycleml.config import TrackingParams
     from cycleml.paths import project_paths
-    from cycleml.tracking import configure
+    from cycleml.model.tracking import configure
 
     RUNS, STEPS = int(sys.argv[1]), int(sys.argv[2])
     barrier()
@@ -429,7 +429,7 @@ def test_mlflow_runs_from_several_processes_at_once_into_one_sqlite_store(
 _LOG_WORKER = _BARRIER + textwrap.dedent(
     """
     import logging, sys, threading
-    from cycleml.predlog import PredictionLog
+    from cycleml.serve.predlog import PredictionLog
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     THREADS, CALLS, ROWS = (int(a) for a in sys.argv[2:5])

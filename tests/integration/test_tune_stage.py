@@ -12,12 +12,12 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from cycleml.config import Params
-from cycleml.io import read_json
-from cycleml.modeling import fit_pipeline
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
+from cycleml.files import read_json
+from cycleml.model.pipeline import fit_pipeline
+from cycleml.model.tracking import tracking_uri
 from cycleml.stages import tune
 from cycleml.stages.evaluate import choose_threshold, evaluate
-from cycleml.tracking import tracking_uri
 from tests.conftest import Project, houses_csv, small_params
 
 pytestmark = pytest.mark.integration

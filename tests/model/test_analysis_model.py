@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from cycleml.analysis import behaviour_checks, explanations, fairness
-from cycleml.business import best_threshold
 from cycleml.config import BehaviourCheck, FairnessParams, parse_params
-from cycleml.demo import generate_churn
-from cycleml.modeling import fit_pipeline, predict_scores
-from cycleml.schema import Schema
-from cycleml.stages.ingest import clean
+from cycleml.data.cleaning import clean
+from cycleml.data.demo import generate_churn
+from cycleml.data.schema import Schema
+from cycleml.evaluation.analysis import behaviour_checks, explanations, fairness
+from cycleml.evaluation.business import best_threshold
+from cycleml.model.pipeline import fit_pipeline, predict_scores
 from cycleml.stages.split import split
 from cycleml.stages.validate import validate
 from tests.conftest import small_params

@@ -10,11 +10,11 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 from cycleml.config import parse_params
-from cycleml.demo import generate_churn
-from cycleml.metrics import classification_metrics
-from cycleml.modeling import fit_pipeline, predict_scores
-from cycleml.schema import Schema
-from cycleml.stages.ingest import clean
+from cycleml.data.cleaning import clean
+from cycleml.data.demo import generate_churn
+from cycleml.data.schema import Schema
+from cycleml.evaluation.metrics import classification_metrics
+from cycleml.model.pipeline import fit_pipeline, predict_scores
 from cycleml.stages.split import split
 from cycleml.stages.validate import validate
 from tests.conftest import small_params

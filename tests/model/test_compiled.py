@@ -19,7 +19,12 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OrdinalEncoder
 
-from cycleml.compiled import (
+from cycleml.config import parse_params
+from cycleml.data.cleaning import clean
+from cycleml.data.demo import generate_churn
+from cycleml.data.schema import Schema
+from cycleml.model.pipeline import fit_pipeline
+from cycleml.scoring.compiled import (
     TOLERANCE,
     CompiledScorer,
     NotCompilable,
@@ -27,11 +32,6 @@ from cycleml.compiled import (
     compile_pipeline,
     compile_verified,
 )
-from cycleml.config import parse_params
-from cycleml.demo import generate_churn
-from cycleml.modeling import fit_pipeline
-from cycleml.schema import Schema
-from cycleml.stages.ingest import clean
 from cycleml.stages.split import split
 from cycleml.stages.validate import validate
 from tests.conftest import small_params
@@ -255,7 +255,7 @@ def test_a_plan_that_disagrees_is_not_used(
     binary: Trained, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Verification, not trust: a compiler bug (here a wrong mean) means the Pipeline scores."""
-    import cycleml.compiled as compiled_module
+    import cycleml.scoring.compiled as compiled_module
 
     pipeline, schema, parts = binary
     real = compiled_module.compile_pipeline
@@ -297,7 +297,8 @@ def _messy_table(test: pd.DataFrame, schema: Schema) -> pa.Table:
 def test_arrow_batch_path_equals_the_pipeline_on_messy_files(binary: Trained) -> None:
     """Parquet chunks reach the compiled scorer as Arrow columns (``arrow_inputs``); the
     Pipeline gets the same chunk through pandas and ``prepare_inputs``."""
-    from cycleml.batch import LoadedModel, score_table
+    from cycleml.scoring.batch import score_table
+    from cycleml.scoring.loaded import LoadedModel
 
     pipeline, schema, parts = binary
     compiled, _ = _both(binary)

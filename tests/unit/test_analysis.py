@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from cycleml.analysis import (
+from cycleml.config import BehaviourCheck, FairnessParams, GoalsParams, TrainParams, XGBoostParams
+from cycleml.data.schema import Schema
+from cycleml.evaluation.analysis import (
     behaviour_checks,
     brier_score,
     calibration,
@@ -19,9 +21,7 @@ from cycleml.analysis import (
     segment_metrics,
     to_records,
 )
-from cycleml.config import BehaviourCheck, FairnessParams, GoalsParams, TrainParams, XGBoostParams
-from cycleml.modeling import fit_pipeline
-from cycleml.schema import Schema
+from cycleml.model.pipeline import fit_pipeline
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cycleml.batch import _in_background, _prefetch
+from cycleml.scoring.batch import _in_background, _prefetch
 
 pytestmark = pytest.mark.unit
 

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cycleml import baselines as bl
-from cycleml.business import best_threshold, campaign_kpis, error_kpis, profit
 from cycleml.config import CampaignGoals, ErrorGoals, GoalsParams, Rule
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
+from cycleml.evaluation import baselines as bl
+from cycleml.evaluation.business import best_threshold, campaign_kpis, error_kpis, profit
 
 pytestmark = pytest.mark.unit
 GOALS = CampaignGoals(value_if_retained=500, offer_cost=50, acceptance_rate=0.3)

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cycleml import contract as dc
-from cycleml.checks import leakage_scores, outlier_counts, pii_columns
 from cycleml.config import DataParams, DemoSource, FileSource, ValidateParams
-from cycleml.schema import Schema
+from cycleml.data import contract as dc
+from cycleml.data.checks import leakage_scores, outlier_counts, pii_columns
+from cycleml.data.schema import Schema
 from cycleml.stages.validate import ValidationFailed, validate
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
 from cycleml.stages.explore import (
     OTHER,
     association_matrix,

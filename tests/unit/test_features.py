@@ -12,7 +12,7 @@ from cycleml.config import (
     ValidateParams,
     parse_params,
 )
-from cycleml.features import DerivedFeatures
+from cycleml.model.features import DerivedFeatures
 from cycleml.stages.validate import validate
 from tests.conftest import repo_params
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from cycleml.config import DataParams
-from cycleml.stages.ingest import IngestError, clean, read_source
+from cycleml.data.cleaning import clean
+from cycleml.data.sources import IngestError, read_source
 
 pytestmark = pytest.mark.unit
 

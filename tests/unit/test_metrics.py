@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cycleml.metrics import better, classification_metrics, regression_metrics
-from cycleml.schema import Schema, label_key
+from cycleml.data.schema import Schema, label_key
+from cycleml.evaluation.metrics import better, classification_metrics, regression_metrics
 
 pytestmark = pytest.mark.unit
 

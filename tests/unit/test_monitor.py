@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cycleml.monitor import MonitorError, parse_since, psi
+from cycleml.monitor.check import MonitorError, parse_since, psi
 
 
 def test_since_takes_durations_and_iso_dates() -> None:
@@ -36,8 +36,8 @@ def test_psi_ignores_missing_values_and_handles_constant_outputs() -> None:
 
 
 def test_a_worse_metric_is_significant_only_when_the_rows_say_so() -> None:
-    from cycleml.monitor import _worse_by_chance
-    from cycleml.schema import Schema
+    from cycleml.data.schema import Schema
+    from cycleml.monitor.check import _worse_by_chance
 
     schema = Schema(
         task="classification", target="y", classes=["0", "1"], numeric=["x"], categorical=[]

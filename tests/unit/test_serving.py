@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from cycleml.schema import Schema
-from cycleml.serving import Served, record_model, route
+from cycleml.data.schema import Schema
+from cycleml.serve.served import Served, record_model, route
 
 pytestmark = pytest.mark.unit
 SCHEMA = Schema(

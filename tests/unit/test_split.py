@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from cycleml.config import SplitParams
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
 from cycleml.stages.split import split
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from cycleml.config import ErrorGoals, GoalsParams, SearchDimension, XGBoostParams
+from cycleml.data.schema import Schema
 from cycleml.paths import Paths
-from cycleml.schema import Schema
 from cycleml.stages.tune import (
     _LossReport,
     check_space,
@@ -65,7 +65,7 @@ def test_suggestions_respect_types_bounds_and_scales() -> None:
 
 def test_fixed_trial_replays_values_into_train_params() -> None:
     from cycleml.config import TrainParams
-    from cycleml.modeling import with_overrides
+    from cycleml.model.pipeline import with_overrides
 
     fixed = {"n_estimators": 120, "max_depth": 4, "learning_rate": 0.02, "subsample": 0.7}
     fixed["min_child_weight"] = 5

@@ -22,164 +22,29 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
-from sklearn.pipeline import Pipeline
 
-from cycleml import baselines as bl
-from cycleml.business import best_threshold, kpi_name, task_kpis
-from cycleml.config import EvaluateParams, GoalsParams, Params
-from cycleml.io import read_json, write_csv, write_json
-from cycleml.metrics import advantage, task_metrics
-from cycleml.modeling import predict_scores
+from cycleml.config import Params
+from cycleml.data.schema import Schema
+from cycleml.evaluation.business import kpi_name
+from cycleml.evaluation.evaluator import (
+    baseline_summary,
+    choose_threshold,
+    evaluate,
+    in_depth,
+    score_baselines,
+)
+from cycleml.files import read_json, write_csv, write_json
+from cycleml.model.loading import load_local_model
+from cycleml.names import TAG_BASELINE_VERDICT, TAG_BEHAVIOUR_FAILED
 from cycleml.paths import Paths
-from cycleml.schema import Schema
 
-__all__ = ["choose_threshold", "evaluate", "load_local_model", "run", "score_baselines"]
-
-_ROC_POINTS = 200
-_DEFAULT_THRESHOLD = 0.5
-
-
-def load_local_model(paths: Paths) -> Pipeline:
-    import mlflow.sklearn
-
-    model: Pipeline = mlflow.sklearn.load_model(str(paths.model_dir))
-    return model
-
-
-def choose_threshold(
-    pipeline: Pipeline, schema: Schema, valid: pd.DataFrame, cfg: EvaluateParams, goals: GoalsParams
-) -> float:
-    """The binary decision threshold: from params, or the KPI-maximising one on ``valid``."""
-    if cfg.threshold != "auto":
-        return float(cfg.threshold)
-    if not schema.is_binary:
-        return _DEFAULT_THRESHOLD
-    scores = predict_scores(pipeline, schema, valid)[:, 1]
-    return best_threshold(schema.encode_target(valid[schema.target]), scores, goals.classification)
-
-
-def _decisions(schema: Schema, scores: np.ndarray, threshold: float) -> np.ndarray:
-    if schema.task == "regression":
-        return scores
-    if schema.is_binary:
-        return (scores[:, 1] >= threshold).astype("int64")
-    return np.asarray(scores.argmax(axis=1))
-
-
-def _plots(
-    schema: Schema, y: np.ndarray, scores: np.ndarray, decided: np.ndarray
-) -> dict[str, pd.DataFrame]:
-    if schema.task == "regression":
-        return {
-            "residuals.csv": pd.DataFrame(
-                {"actual": y, "predicted": scores, "residual": y - scores}
-            )
-        }
-    plots = {
-        "confusion.csv": pd.DataFrame(
-            {"actual": schema.decode_target(y), "predicted": schema.decode_target(decided)}
-        )
-    }
-    if schema.is_binary:
-        fpr, tpr, _ = roc_curve(y, scores[:, 1])
-        keep = np.unique(np.linspace(0, len(fpr) - 1, _ROC_POINTS).round().astype(int))
-        plots["roc.csv"] = pd.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep]})
-    return plots
-
-
-def evaluate(
-    pipeline: Pipeline,
-    schema: Schema,
-    frame: pd.DataFrame,
-    threshold: float,
-    goals: GoalsParams,
-) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    """Technical metrics, business KPIs and plot tables of ``pipeline`` on ``frame``."""
-    y = schema.encode_target(frame[schema.target])
-    scores = predict_scores(pipeline, schema, frame)
-    decided = _decisions(schema, scores, threshold)
-    metrics = task_metrics(schema.task, y, scores, threshold)
-    metrics.update(task_kpis(schema, y, decided, goals))
-    if schema.is_binary:
-        metrics["decision_threshold"] = threshold
-    return metrics, _plots(schema, y, scores, decided)
-
-
-def score_baselines(
-    schema: Schema, frame: pd.DataFrame, goals: GoalsParams, stored: dict[str, Any]
-) -> dict[str, float]:
-    """Each stored baseline's KPI on ``frame``."""
-    kpi = stored["kpi"]
-    return {
-        b["name"]: bl.score(bl.Baseline(**b), frame, schema, goals, stored["fallback"])[kpi]
-        for b in stored["baselines"]
-    }
-
-
-def _baseline_summary(
-    model_kpi: float, kpi: str, best: str, on_test: dict[str, float]
-) -> dict[str, Any]:
-    margin = advantage(kpi, model_kpi, on_test[best])
-    return {
-        "kpi": kpi,
-        "model": model_kpi,
-        "best_baseline": best,
-        "best_baseline_kpi": on_test[best],
-        "model_margin": margin,
-        "test": on_test,
-        "verdict": (
-            f"the model beats the best baseline ({best}) on {kpi} by {margin:,.2f}"
-            if margin > 0
-            else f"the baseline '{best}' is as good as the model on {kpi}: ML is not worth it "
-            "here unless it improves"
-        ),
-    }
-
-
-def in_depth(
-    model: Pipeline,
-    schema: Schema,
-    test: pd.DataFrame,
-    threshold: float,
-    params: Params,
-) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Calibration, gains, segments, fairness, explanations and behaviour on ``test``.
-
-    Returns the tables for ``dvc plots`` and the JSON reports (fairness limits are
-    register gates; behaviour checks are reported).
-    """
-    from cycleml import analysis
-
-    cfg = params.evaluate
-    y = schema.encode_target(test[schema.target])
-    scores = predict_scores(model, schema, test)
-    decided = _decisions(schema, scores, threshold)
-    tables: dict[str, pd.DataFrame] = {}
-    reports: dict[str, Any] = {}
-    if schema.is_binary:
-        tables["calibration.csv"] = analysis.calibration(y, scores[:, 1])
-        reports["brier_score"] = analysis.brier_score(y, scores[:, 1])
-        if y.any():
-            tables["gains.csv"] = analysis.gains(y, scores[:, 1])
-    segments, notes = analysis.segment_metrics(
-        test, schema, scores, threshold, list(cfg.segments), params.goals
-    )
-    reports["segments"] = {"rows": analysis.to_records(segments), "notes": notes}
-    reports["fairness"] = analysis.fairness(
-        test, schema, y, decided, list(cfg.fairness.sensitive), cfg.fairness
-    )
-    importance, per_row = analysis.explanations(model, schema, test, cfg.explain_rows)
-    tables["importance.csv"] = importance
-    reports["explanations"] = analysis.to_records(per_row)
-    reports["behaviour"] = analysis.behaviour_checks(model, schema, test, list(cfg.behaviour))
-    return tables, reports
+__all__ = ["run"]
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
     import mlflow
 
-    from cycleml.tracking import configure
+    from cycleml.model.tracking import configure
 
     schema = Schema.model_validate(read_json(paths.schema))
     model = load_local_model(paths)
@@ -194,7 +59,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
 
     stored = read_json(paths.baselines)
     kpi = kpi_name(schema)
-    baselines = _baseline_summary(
+    baselines = baseline_summary(
         metrics[kpi], kpi, stored["best"], score_baselines(schema, test, params.goals, stored)
     )
     write_json(paths.metrics("baselines"), baselines)
@@ -216,8 +81,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     failed = [c["name"] for c in reports["behaviour"] if c.get("passed") is False]
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({k: v for k, v in logged.items() if v is not None and np.isfinite(v)})
-        mlflow.set_tag("cycleml.baseline_verdict", baselines["verdict"])
-        mlflow.set_tag("cycleml.behaviour_failed", ",".join(failed) or "none")
+        mlflow.set_tag(TAG_BASELINE_VERDICT, baselines["verdict"])
+        mlflow.set_tag(TAG_BEHAVIOUR_FAILED, ",".join(failed) or "none")
         mlflow.log_artifacts(str(paths.plot("evaluate")), artifact_path="evaluate")
         mlflow.log_artifacts(str(paths.report("evaluate")), artifact_path="evaluate")
         mlflow.log_artifact(str(paths.metrics("fairness")), artifact_path="evaluate")

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cycleml.config import TrackingParams
-from cycleml.io import atomic_path, read_json, write_csv, write_json, write_text
+from cycleml.config import Params
+from cycleml.data.schema import Schema, label_key
+from cycleml.files import atomic_path, read_json, write_csv, write_json, write_text
+from cycleml.names import TAG_STAGE
 from cycleml.paths import Paths
-from cycleml.schema import Schema, label_key
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -775,13 +776,13 @@ def _report_json(exp: Exploration, figures: list[Path]) -> dict[str, Any]:
     }
 
 
-def run(
-    tracking: TrackingParams, paths: Paths, bins: int = 10, max_categories: int = 20
-) -> Exploration:
+def run(params: Params, paths: Paths) -> Exploration:
     """Explore ``data/raw`` as the schema describes it; write the report; log it to MLflow."""
+    tracking = params.tracking
+    bins, max_categories = params.explore.bins, params.explore.max_categories
     import mlflow
 
-    from cycleml.tracking import configure, file_md5
+    from cycleml.model.tracking import configure, file_md5
 
     schema = Schema.model_validate(read_json(paths.schema))
     exp = explore(pd.read_parquet(paths.raw), schema, bins, max_categories)
@@ -797,7 +798,7 @@ def run(
     ]
     configure(tracking, paths)
     with mlflow.start_run(run_name="explore"):
-        mlflow.set_tags({"cycleml.stage": "explore", "cycleml.data.raw.md5": file_md5(paths.raw)})
+        mlflow.set_tags({TAG_STAGE: "explore", "cycleml.data.raw.md5": file_md5(paths.raw)})
         mlflow.log_params({"bins": bins, "max_categories": max_categories, "rows": exp.rows})
         mlflow.log_artifacts(str(folder), artifact_path="explore")
         for file in tables:

@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cycleml import baselines as bl
-from cycleml.business import kpi_name
-from cycleml.config import FrameParams, GoalsParams
-from cycleml.io import read_json, write_json, write_text
-from cycleml.metrics import advantage
+from cycleml.config import FrameParams, GoalsParams, Params
+from cycleml.data.schema import Schema
+from cycleml.evaluation import baselines as bl
+from cycleml.evaluation.business import kpi_name
+from cycleml.evaluation.metrics import advantage
+from cycleml.files import read_json, write_json, write_text
 from cycleml.paths import Paths
-from cycleml.schema import Schema
 
 __all__ = ["Framing", "frame_problem", "run"]
 
@@ -126,11 +126,11 @@ def describe(framing: Framing) -> list[str]:
     return lines
 
 
-def run(rules: FrameParams, goals: GoalsParams, paths: Paths) -> Framing:
+def run(params: Params, paths: Paths) -> Framing:
     schema = Schema.model_validate(read_json(paths.schema))
     train = pd.read_parquet(paths.split("train"))
     valid = pd.read_parquet(paths.split("valid"))
-    framing = frame_problem(schema, train, valid, rules, goals)
+    framing = frame_problem(schema, train, valid, params.frame, params.goals)
     write_json(
         paths.baselines,
         {

@@ -17,51 +17,20 @@ from typing import Any
 
 import pandas as pd
 
-from cycleml.batch import LoadedModel, score_table
 from cycleml.config import Params
-from cycleml.io import read_json, write_parquet
+from cycleml.data.schema import Schema
+from cycleml.files import read_json, write_parquet
+from cycleml.model.decision import DEFAULT_THRESHOLD
+from cycleml.model.loading import load_local_model
+from cycleml.monitor.reference import profile
 from cycleml.paths import Paths
-from cycleml.schema import Schema
+from cycleml.scoring.loaded import LoadedModel
 
-__all__ = ["ARTIFACT", "canonical_target", "profile", "run", "with_predictions"]
-
-ARTIFACT = "reference.parquet"
-
-
-def canonical_target(schema: Schema, values: pd.Series) -> pd.Series:
-    """Labels as the model's class names (``1``, ``1.0`` and ``True`` are one class)."""
-    if schema.task == "regression":
-        return pd.to_numeric(values, errors="coerce").astype("float64")
-    present = values.notna()
-    out = pd.Series(None, index=values.index, dtype="object")
-    if present.any():
-        out[present] = schema.decode_target(schema.encode_target(values[present]))
-    return out
-
-
-def with_predictions(
-    frame: pd.DataFrame, model: LoadedModel, na_values: list[str] | None = None
-) -> pd.DataFrame:
-    """``frame``'s model inputs beside ``model``'s ``prediction`` and probabilities: the
-    shape of a reference profile and of a monitored window."""
-    scored = score_table(frame, model, na_values).to_pandas()
-    out = frame[model.schema.inputs].reset_index(drop=True).copy()
-    for col in scored.columns:
-        if col not in ("model_name", "model_version"):
-            out[col] = scored[col].to_numpy()
-    return out
-
-
-def profile(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
-    """``frame``'s inputs and target beside ``model``'s predictions for them."""
-    out = with_predictions(frame, model)
-    out[model.schema.target] = canonical_target(model.schema, frame[model.schema.target]).to_numpy()
-    return out
+__all__ = ["run"]
 
 
 def run(params: Params, paths: Paths) -> dict[str, Any]:
-    from cycleml.stages.evaluate import _DEFAULT_THRESHOLD, load_local_model
-    from cycleml.tracking import configure
+    from cycleml.model.tracking import configure
 
     schema = Schema.model_validate(read_json(paths.schema))
     held_out = pd.concat(
@@ -77,7 +46,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         version="local",
         pipeline=load_local_model(paths),
         schema=schema,
-        threshold=float(threshold or _DEFAULT_THRESHOLD),
+        threshold=float(threshold or DEFAULT_THRESHOLD),
     )
     reference = profile(held_out, model)
     write_parquet(paths.reference, reference)

@@ -17,13 +17,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cycleml import registry
 from cycleml.config import Bound, ConfigError, Params
-from cycleml.io import read_json, write_json
-from cycleml.metrics import advantage, better
+from cycleml.data.schema import Schema, row_keys
+from cycleml.evaluation.metrics import advantage, better
+from cycleml.files import read_json, write_json
+from cycleml.model import registry
+from cycleml.model.decision import DEFAULT_THRESHOLD
+from cycleml.names import (
+    SCORER_PLAN,
+    SCORER_TAG,
+    SEEN_ROWS,
+    TAG_DECISION,
+    TAG_GATE,
+    TAG_REASONS,
+    TAG_TASK,
+)
 from cycleml.paths import Paths
-from cycleml.schema import Schema, row_keys
-from cycleml.stages.train import SEEN_ROWS
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -131,7 +140,13 @@ class Comparison:
 
 
 def _compare(
-    version: Any, schema: Schema, test: pd.DataFrame, metric: str, params: Params, paths: Paths
+    client: MlflowClient,
+    version: Any,
+    schema: Schema,
+    test: pd.DataFrame,
+    metric: str,
+    params: Params,
+    paths: Paths,
 ) -> Comparison:
     """Re-score the champion and the candidate on the same rows, unseen by the champion.
 
@@ -140,18 +155,16 @@ def _compare(
     its own training data. A champion for another problem is replaced; one that cannot be
     scored fairly (too few unseen rows, a load failure) is kept.
     """
-    import mlflow
-    import mlflow.sklearn
-
-    from cycleml.stages.evaluate import _DEFAULT_THRESHOLD, evaluate, load_local_model
+    from cycleml.evaluation.evaluator import evaluate
+    from cycleml.model.loading import load_local_model
+    from cycleml.scoring.loaded import load_model
 
     label = f"champion v{version.version}"
-    try:
-        old_schema = Schema.model_validate(
-            mlflow.artifacts.load_dict(f"runs:/{version.run_id}/schema.json")
-        )
+    try:  # the one loader: pipeline, schema and the threshold it was judged with
+        champion = load_model(client, version.name, str(version.version))
     except Exception as err:  # noqa: BLE001 - any failure means "not comparable"
-        return Comparison("unknown", f"{label} has no readable schema ({type(err).__name__})")
+        return Comparison("unknown", f"{label} cannot be loaded ({type(err).__name__}: {err})")
+    old_schema = champion.schema
     if (old_schema.task, old_schema.target, old_schema.classes) != (
         schema.task,
         schema.target,
@@ -168,13 +181,11 @@ def _compare(
             "unknown", f"only {len(unseen)} test rows are unseen by the {label}: not comparable"
         )
     try:
-        champion = mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
         # each model decides with its own threshold, chosen when it was evaluated
-        old_cut = float(version.tags.get("test_decision_threshold", _DEFAULT_THRESHOLD))
-        old, _ = evaluate(champion, old_schema, unseen, old_cut, params.goals)
+        old, _ = evaluate(champion.pipeline, old_schema, unseen, champion.threshold, params.goals)
         new_cut = read_json(paths.metrics("evaluate")).get("decision_threshold")
         new, _ = evaluate(
-            load_local_model(paths), schema, unseen, new_cut or _DEFAULT_THRESHOLD, params.goals
+            load_local_model(paths), schema, unseen, new_cut or DEFAULT_THRESHOLD, params.goals
         )
     except Exception as err:  # noqa: BLE001 - a champion that cannot score is kept, not crashed on
         return Comparison(
@@ -203,7 +214,7 @@ def _seen_rows(run_id: str) -> np.ndarray | None:
 def run(params: Params, paths: Paths) -> Decision:
     import mlflow
 
-    from cycleml.tracking import configure, lineage_tags
+    from cycleml.model.tracking import configure, lineage_tags
 
     schema = Schema.model_validate(read_json(paths.schema))
     metrics: dict[str, float] = read_json(paths.metrics("evaluate"))
@@ -243,7 +254,7 @@ def run(params: Params, paths: Paths) -> Decision:
         decision.reasons.append("no champion yet")
     else:
         test = pd.read_parquet(paths.split("test"))
-        found = _compare(champion, schema, test, metric, params, paths)
+        found = _compare(client, champion, schema, test, metric, params, paths)
         decision.champion_version, decision.champion_score = str(champion.version), found.champion
         decision.reasons.append(found.why)
         wins = found.verdict in {"wins", "replaces"}
@@ -251,8 +262,8 @@ def run(params: Params, paths: Paths) -> Decision:
     tags = {
         **lineage_tags(params, paths),
         **{f"test_{k}": f"{v:.6g}" for k, v in metrics.items() if v is not None},
-        "cycleml.gate": "passed",
-        "cycleml.task": schema.task,
+        TAG_GATE: "passed",
+        TAG_TASK: schema.task,
     }
     version = existing or mlflow.register_model(trained["model_uri"], cfg.model_name, tags=tags)
     decision.registered, decision.version = True, str(version.version)
@@ -271,9 +282,8 @@ def _attach_scorer(client: MlflowClient, version: Any, schema: Schema, paths: Pa
     tolerance, tags the version ``sklearn`` with the reason: it is then served by the
     Pipeline. Done once per version.
     """
-    from cycleml.batch import SCORER_PLAN, SCORER_TAG
-    from cycleml.compiled import compile_verified
-    from cycleml.stages.evaluate import load_local_model
+    from cycleml.model.loading import load_local_model
+    from cycleml.scoring.compiled import compile_verified
 
     tags = dict(version.tags or {})
     if SCORER_TAG in tags:
@@ -314,8 +324,8 @@ def _decide(client: MlflowClient, name: str, decision: Decision, wins: bool, mod
         decision.alias = CHALLENGER
         decision.reasons.append("manual approval: pending until a person decides")
     tag = CHAMPION if wins and mode == "auto" else ("champion-candidate" if wins else CHALLENGER)
-    client.set_model_version_tag(name, version, "cycleml.decision", tag)
-    client.set_model_version_tag(name, version, "cycleml.reasons", "; ".join(decision.reasons))
+    client.set_model_version_tag(name, version, TAG_DECISION, tag)
+    client.set_model_version_tag(name, version, TAG_REASONS, "; ".join(decision.reasons))
     if decision.alias == CHAMPION:
         registry.promote(client, name, version)
     else:

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from cycleml.config import SplitParams
-from cycleml.io import read_json, write_json, write_parquet
+from cycleml.config import Params, SplitParams
+from cycleml.data.schema import Schema
+from cycleml.files import read_json, write_json, write_parquet
 from cycleml.paths import Paths
-from cycleml.schema import Schema
 
 __all__ = ["PARTS", "run", "split"]
 
@@ -78,10 +78,10 @@ def _summary(parts: dict[str, pd.DataFrame], schema: Schema) -> dict[str, object
     return out
 
 
-def run(params: SplitParams, paths: Paths) -> dict[str, object]:
+def run(params: Params, paths: Paths) -> dict[str, object]:
     frame = pd.read_parquet(paths.raw)
     schema = Schema.model_validate(read_json(paths.schema))
-    parts = split(frame, schema, params)
+    parts = split(frame, schema, params.split)
     for name, part in parts.items():
         if part.empty:
             raise ValueError(f"split: part {name!r} is empty; use more rows or other ratios")

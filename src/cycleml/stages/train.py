@@ -19,21 +19,27 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from cycleml.analysis import learning_verdict
 from cycleml.config import Params
-from cycleml.io import read_json, write_csv, write_json
-from cycleml.modeling import fit_pipeline, predict_scores, with_overrides
+from cycleml.data.schema import Schema, row_keys
+from cycleml.evaluation.analysis import learning_verdict
+from cycleml.files import read_json, write_csv, write_json
+from cycleml.model.pipeline import fit_pipeline, predict_scores, with_overrides
+from cycleml.names import SCHEMA_ARTIFACT, SEEN_ROWS
 from cycleml.paths import Paths
-from cycleml.schema import Schema, row_keys
 
-__all__ = ["SAFE_TYPE_PREFIXES", "SEEN_ROWS", "flat_params", "run", "trusted_types"]
+__all__ = ["SAFE_TYPE_PREFIXES", "flat_params", "run", "trusted_types"]
 
 # keys of the rows the model trained and early-stopped on (see schema.row_keys)
-SEEN_ROWS = "seen_rows.parquet"
 
 # Types skops may load from a model file besides its built-in safe set. Anything else in a
 # pipeline is refused at save time instead of being trusted blindly at load time.
-SAFE_TYPE_PREFIXES = ("numpy.", "xgboost.", "sklearn.", "cycleml.features.")
+SAFE_TYPE_PREFIXES = (
+    "numpy.",
+    "xgboost.",
+    "sklearn.",
+    "cycleml.model.features.",
+    "cycleml.features.",
+)
 
 
 def trusted_types(pipeline: Pipeline) -> list[str]:
@@ -153,7 +159,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     """Fit on train (early stopping on valid), log everything to MLflow, save the model."""
     import mlflow
 
-    from cycleml.tracking import configure, lineage_tags
+    from cycleml.model.tracking import configure, lineage_tags
 
     schema = Schema.model_validate(read_json(paths.schema))
     train = pd.read_parquet(paths.split("train"))
@@ -176,7 +182,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
         mlflow.log_params(flat_params(params))
         mlflow.log_params({f"tuned.{k}": v for k, v in tuned.items()})
         mlflow.log_metrics(fit_metrics)
-        mlflow.log_dict(schema.model_dump(), "schema.json")
+        mlflow.log_dict(schema.model_dump(), SCHEMA_ARTIFACT)
         _log_seen_rows(schema, pd.concat([train, valid]))
         _log_curves(active.info.run_id, curves)
         _save_model_dir(pipeline, paths.model_dir, model_kwargs)

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
-from cycleml.business import kpi_name
 from cycleml.config import (
     CLASSIFICATION_KPIS,
     CLASSIFICATION_METRICS,
@@ -40,9 +39,10 @@ from cycleml.config import (
     TrainParams,
     XGBoostParams,
 )
-from cycleml.io import read_json, write_csv, write_json
+from cycleml.data.schema import Schema
+from cycleml.evaluation.business import kpi_name
+from cycleml.files import read_json, write_csv, write_json
 from cycleml.paths import Paths
-from cycleml.schema import Schema
 
 if TYPE_CHECKING:
     import optuna
@@ -219,7 +219,7 @@ def storage_url(storage: str, paths: Paths) -> str:
 
 def _fingerprint(params: Params, schema: Schema, objective: str, paths: Paths) -> str:
     """8 hex digits over every input a trial's value depends on (see the module docstring)."""
-    from cycleml.tracking import file_md5
+    from cycleml.model.tracking import file_md5
 
     searched = set(params.tune.search_space)
     train = params.train.model_dump(mode="json")
@@ -247,7 +247,7 @@ def _open_study(
     seed would propose the same first trials)."""
     import optuna
 
-    from cycleml.tracking import store_setup_lock
+    from cycleml.model.tracking import store_setup_lock
 
     url = storage_url(params.tune.storage, paths)
     engine: dict[str, Any] = {}
@@ -322,8 +322,8 @@ def _score(
     callbacks: list[Any] | None = None,
 ) -> dict[str, float]:
     """Fit with ``train_params`` and score on valid exactly as evaluate would (no test)."""
-    from cycleml.modeling import fit_pipeline
-    from cycleml.stages.evaluate import choose_threshold, evaluate
+    from cycleml.evaluation.evaluator import choose_threshold, evaluate
+    from cycleml.model.pipeline import fit_pipeline
 
     pipeline, _ = fit_pipeline(data.schema, train_params, data.train, data.valid, callbacks)
     threshold = choose_threshold(pipeline, data.schema, data.valid, params.evaluate, params.goals)
@@ -364,7 +364,7 @@ def _make_objective(
     from mlflow.entities import Metric, Param, RunTag
     from optuna_integration.xgboost import XGBoostPruningCallback
 
-    from cycleml.modeling import with_overrides
+    from cycleml.model.pipeline import with_overrides
 
     space = params.tune.search_space
     sign = 1.0 if direction(objective) == "minimize" else -1.0
@@ -476,8 +476,8 @@ def _work(job: _Job, worker: int, trials: int) -> None:
     import optuna
     from optuna.trial import TrialState
 
+    from cycleml.model.tracking import configure
     from cycleml.paths import project_paths
-    from cycleml.tracking import configure
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -666,7 +666,7 @@ def run(params: Params, paths: Paths) -> TuneResult:
     import optuna
     from optuna.trial import TrialState
 
-    from cycleml.tracking import configure, lineage_tags
+    from cycleml.model.tracking import configure, lineage_tags
 
     schema = Schema.model_validate(read_json(paths.schema))
     objective = resolve_objective(params.tune.objective, schema, params.goals)

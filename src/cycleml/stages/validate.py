@@ -19,12 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from cycleml import checks
-from cycleml import contract as dc
 from cycleml.config import DataParams, DerivedFeature, Params, ValidateParams
-from cycleml.io import write_json, write_text
+from cycleml.data import checks
+from cycleml.data import contract as dc
+from cycleml.data.schema import Schema, label_key
+from cycleml.files import write_json, write_text
 from cycleml.paths import Paths
-from cycleml.schema import Schema, label_key
 
 __all__ = ["Finding", "ValidationFailed", "ValidationReport", "infer_task", "run", "validate"]
 
@@ -274,7 +274,7 @@ def _without_leaks(
     rules: ValidateParams,
 ) -> list[dict[str, Any]]:
     """Derived features pass the same leakage check as raw columns (a ratio can leak too)."""
-    from cycleml.features import CATEGORICAL_KINDS, DerivedFeatures
+    from cycleml.model.features import CATEGORICAL_KINDS, DerivedFeatures
 
     if not specs:
         return specs

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from cycleml.config import DemoSource, FileSource, SqlSource
-from cycleml.io import write_text
+from cycleml.files import write_text
 
 __all__ = ["ColumnContract", "Contract", "Violation", "check", "contract_path", "infer"]
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cycleml.config import Params, params_hash
+from cycleml.model.registry import resolve
+from cycleml.model.tracking import dvc_lock_lineage, file_md5, git_output
+from cycleml.names import TAG_GIT_COMMIT, TAG_PARAMS_HASH, TAG_STATUS, data_tag
 from cycleml.paths import Paths
-from cycleml.registry import resolve
-from cycleml.tracking import dvc_lock_lineage, file_md5, git_output
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -57,17 +58,17 @@ def trace(client: MlflowClient, name: str, ref: str, params: Params, paths: Path
         model=name,
         version=str(version.version),
         aliases=list(version.aliases or []),
-        status=tags.get("cycleml.status", "pending"),
+        status=tags.get(TAG_STATUS, "pending"),
         run_id=str(version.run_id),
         params=dict(run.data.params),
         metrics={k: v for k, v in run.data.metrics.items() if k.startswith(("test_", "valid_"))},
     )
     head = git_output(paths.root, "rev-parse", "HEAD")
-    if head or "cycleml.git_commit" in tags:
-        recorded = tags.get("cycleml.git_commit", "(not recorded)")
+    if head or TAG_GIT_COMMIT in tags:
+        recorded = tags.get(TAG_GIT_COMMIT, "(not recorded)")
         found.checks.append(Check("git commit", recorded, head or "(not a git repository)"))
     for part in ("train", "valid", "test"):
-        recorded = tags.get(f"cycleml.data.{part}.md5")
+        recorded = tags.get(data_tag(part, "md5"))
         if recorded:
             file = paths.split(part)
             current = file_md5(file) if file.exists() else "(missing)"
@@ -76,6 +77,6 @@ def trace(client: MlflowClient, name: str, ref: str, params: Params, paths: Path
         if key in tags:
             found.checks.append(Check("data/raw (dvc.lock) md5", tags[key], current))
     found.checks.append(
-        Check("params hash", tags.get("cycleml.params_hash", "(none)"), params_hash(params))
+        Check("params hash", tags.get(TAG_PARAMS_HASH, "(none)"), params_hash(params))
     )
     return found

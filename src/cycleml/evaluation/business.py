@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from cycleml.config import CampaignGoals, ErrorGoals, GoalsParams
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
 
 __all__ = ["best_threshold", "campaign_kpis", "error_kpis", "kpi_name", "profit"]
 

@@ -40,9 +40,9 @@ ParamsOption = Annotated[
 @contextmanager
 def _stage(name: str, params_file: Path, spinner: bool = True) -> Iterator[tuple[Params, Paths]]:
     """Load params and paths, show a spinner, turn known errors into clear exits."""
-    from cycleml.baselines import RuleError
     from cycleml.config import ConfigError, load_params
-    from cycleml.stages.ingest import IngestError
+    from cycleml.data.sources import IngestError
+    from cycleml.evaluation.baselines import RuleError
     from cycleml.stages.tune import TuneError
     from cycleml.stages.validate import ValidationFailed
 
@@ -81,7 +81,7 @@ def ingest(params: ParamsOption = Path("params.yaml")) -> None:
     from cycleml.stages import ingest as stage
 
     with _stage("ingest", params) as (p, paths):
-        report = stage.run(p.data, paths)
+        report = stage.run(p, paths)
     _show("ingest", report.lines())
 
 
@@ -105,9 +105,7 @@ def explore(params: ParamsOption = Path("params.yaml")) -> None:
     from cycleml.stages import explore as stage
 
     with _stage("explore", params) as (p, paths):
-        exp = stage.run(
-            p.tracking, paths, bins=p.explore.bins, max_categories=p.explore.max_categories
-        )
+        exp = stage.run(p, paths)
     _show("explore", [f"{exp.rows:,} rows -> {paths.report('explore.html')}", *exp.findings])
 
 
@@ -117,7 +115,7 @@ def split(params: ParamsOption = Path("params.yaml")) -> None:
     from cycleml.stages import split as stage
 
     with _stage("split", params) as (p, paths):
-        summary = stage.run(p.split, paths)
+        summary = stage.run(p, paths)
     _show("split", [f"{name}: {info}" for name, info in summary.items()])
 
 
@@ -127,7 +125,7 @@ def frame(params: ParamsOption = Path("params.yaml")) -> None:
     from cycleml.stages import frame as stage
 
     with _stage("frame", params) as (p, paths):
-        framing = stage.run(p.frame, p.goals, paths)
+        framing = stage.run(p, paths)
     _show("frame", stage.describe(framing))
 
 
@@ -223,7 +221,7 @@ def register(params: ParamsOption = Path("params.yaml")) -> None:
 def summary(params: ParamsOption = Path("params.yaml")) -> None:
     """Say what the last pipeline run produced and where to look next."""
     from cycleml.config import ConfigError, load_params
-    from cycleml.io import read_json
+    from cycleml.files import read_json
 
     paths = project_paths()
     try:
@@ -289,8 +287,8 @@ VersionArg = Annotated[str, typer.Argument(help="a version number, or an alias l
 def _registry(params_file: Path) -> Iterator[tuple[Any, str]]:
     """An MLflow client on the configured store and the model name; clear errors."""
     from cycleml.config import ConfigError, load_params
-    from cycleml.registry import RegistryError
-    from cycleml.tracking import configure
+    from cycleml.model.registry import RegistryError
+    from cycleml.model.tracking import configure
 
     try:
         p = load_params(params_file)
@@ -308,7 +306,7 @@ def registry_list(params: ParamsOption = Path("params.yaml")) -> None:
     """Every version: aliases, approval status, decision and key test metrics."""
     from rich.table import Table
 
-    from cycleml.registry import list_versions
+    from cycleml.model.registry import list_versions
 
     with _registry(params) as (client, name):
         rows = list_versions(client, name)
@@ -340,7 +338,7 @@ def approve(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Approve a version (manual mode); it becomes champion if it beat the champion."""
-    from cycleml.registry import approve as do_approve
+    from cycleml.model.registry import approve as do_approve
 
     with _registry(params) as (client, name):
         number, promoted = do_approve(client, name, version, reason, by)
@@ -358,7 +356,7 @@ def reject(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Reject a version: it can never become champion."""
-    from cycleml.registry import reject as do_reject
+    from cycleml.model.registry import reject as do_reject
 
     with _registry(params) as (client, name):
         number = do_reject(client, name, version, reason, by)
@@ -368,7 +366,7 @@ def reject(
 @registry_app.command()
 def promote(version: VersionArg, params: ParamsOption = Path("params.yaml")) -> None:
     """Move @champion to an approved version (servers pick it up)."""
-    from cycleml.registry import promote as do_promote
+    from cycleml.model.registry import promote as do_promote
 
     with _registry(params) as (client, name):
         number = do_promote(client, name, version)
@@ -378,7 +376,7 @@ def promote(version: VersionArg, params: ParamsOption = Path("params.yaml")) -> 
 @registry_app.command()
 def rollback(params: ParamsOption = Path("params.yaml")) -> None:
     """Give @champion back to the previous approved champion."""
-    from cycleml.registry import rollback as do_rollback
+    from cycleml.model.registry import rollback as do_rollback
 
     with _registry(params) as (client, name):
         number = do_rollback(client, name)
@@ -392,7 +390,7 @@ def lineage(
 ) -> None:
     """Which code, data and params made a version, and whether the workspace still matches."""
     from cycleml.config import load_params
-    from cycleml.lineage import trace
+    from cycleml.model.lineage import trace
 
     with _registry(params) as (client, name):
         found = trace(client, name, version, load_params(params), project_paths())
@@ -424,8 +422,9 @@ def predict(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score a file of any size with a registered model, in chunks; written atomically."""
-    from cycleml.batch import BatchError, load_model, predict_file
     from cycleml.config import load_params
+    from cycleml.scoring.batch import BatchError, predict_file
+    from cycleml.scoring.loaded import load_model
 
     with _registry(params) as (client, name):
         model = load_model(client, name, version)
@@ -491,9 +490,9 @@ def monitor(
     show the model got worse), 1 error. Writes reports/monitor.html (+ monitor_quality.html),
     reports/monitor.json, metrics/monitor.json and a snapshot in the Evidently workspace.
     """
-    from cycleml import monitor as mon
-    from cycleml.batch import BatchError
     from cycleml.config import load_params
+    from cycleml.monitor import check as mon
+    from cycleml.scoring.batch import BatchError
 
     with _registry(params) as (client, _):
         p = load_params(params)
@@ -547,8 +546,8 @@ def retrain(
     The register stage then decides: a model that beats the champion on test rows it
     never saw becomes champion; a service following the alias swaps to it with no downtime.
     """
-    from cycleml import retrain as rt
     from cycleml.config import load_params
+    from cycleml.monitor import retrain as rt
 
     with _registry(params):
         p = load_params(params)
@@ -623,9 +622,9 @@ def loop(
 ) -> None:
     """The whole lifecycle in one go: train v1, serve it, drifted traffic with late labels,
     monitor, retrain, promote v2 with no downtime, and a before/after summary."""
-    from cycleml import loop as lifecycle
     from cycleml.config import ConfigError
-    from cycleml.demo import SCENARIOS
+    from cycleml.data.demo import SCENARIOS
+    from cycleml.demo import loop as lifecycle
 
     if scenario not in SCENARIOS:
         err_console.print(f"[red]--scenario: one of {', '.join(SCENARIOS)}[/]")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import r2_score, roc_auc_score
 
-from cycleml.schema import Schema, label_key
+from cycleml.data.schema import Schema, label_key
 
 __all__ = ["leakage_scores", "outlier_counts", "pii_columns"]
 

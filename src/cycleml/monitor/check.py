@@ -36,12 +36,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cycleml.batch import LoadedModel, prepare_inputs
 from cycleml.config import DataParams, MonitorParams, Params
-from cycleml.metrics import advantage, task_metrics
+from cycleml.data.schema import Schema
+from cycleml.evaluation.metrics import advantage, task_metrics
+from cycleml.monitor.reference import canonical_target, with_predictions
+from cycleml.names import REFERENCE_ARTIFACT as ARTIFACT
 from cycleml.paths import Paths
-from cycleml.schema import Schema
-from cycleml.stages.reference import ARTIFACT, canonical_target, with_predictions
+from cycleml.scoring.batch import prepare_inputs
+from cycleml.scoring.loaded import LoadedModel
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -208,7 +210,7 @@ def from_log(
     """
     import sqlalchemy as sa
 
-    from cycleml.predlog import FEEDBACK, PREDICTIONS
+    from cycleml.serve.predlog import FEEDBACK, PREDICTIONS
 
     p, f = PREDICTIONS.c, FEEDBACK.c
     engine = sa.create_engine(url)
@@ -258,7 +260,8 @@ def from_file(path: Path, model: LoadedModel, data: DataParams) -> pd.DataFrame:
     source (separator, encoding, missing markers, numbers stored as text), scored by
     ``model``; its target column, when present, gives the labels."""
     from cycleml.config import FileSource
-    from cycleml.stages.ingest import IngestError, clean, read_source
+    from cycleml.data.cleaning import clean
+    from cycleml.data.sources import IngestError, read_source
 
     options = data.source.model_dump() if isinstance(data.source, FileSource) else {}
     source = FileSource.model_validate({**options, "kind": "file", "path": str(path)})
@@ -792,7 +795,7 @@ def check(
 
 
 def _save_html(snapshot: Any, target: Path) -> None:
-    from cycleml.io import atomic_path
+    from cycleml.files import atomic_path
 
     with atomic_path(target) as tmp:
         snapshot.save_html(str(tmp))
@@ -810,7 +813,7 @@ def write_outputs(
     project: str,
 ) -> None:
     """The JSON summary, the metrics file, and the snapshots in the Evidently workspace."""
-    from cycleml.io import write_json
+    from cycleml.files import write_json
 
     result.reports["workspace"] = str(workspace)
     write_json(summary, asdict(result))
@@ -858,8 +861,8 @@ def run(
 ) -> MonitorResult:
     """Monitor a window of the prediction log (or the file ``current``) and write every
     output: the HTML reports, the JSON summary, the metrics and the workspace snapshots."""
-    from cycleml.batch import load_model
-    from cycleml.io import read_json
+    from cycleml.files import read_json
+    from cycleml.scoring.loaded import load_model
 
     name = params.register_.model_name
     if current is not None:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,21 +30,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cycleml.compiled import Coded, Column, CompiledScorer, PipelineScorer, Scorer
-from cycleml.io import atomic_path
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
+from cycleml.files import atomic_path
+from cycleml.model.decision import decide
+from cycleml.scoring.compiled import Coded, Column, CompiledScorer
+from cycleml.scoring.loaded import LoadedModel
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from rich.progress import Progress
-    from sklearn.pipeline import Pipeline
 
 __all__ = [
     "BatchError",
     "BatchReport",
-    "LoadedModel",
     "arrow_inputs",
-    "load_model",
     "predict_file",
     "prepare_inputs",
     "score_table",
@@ -59,37 +56,10 @@ _SUFFIXES: dict[str, Format] = {
     ".pq": "parquet",
 }
 _SNIFF_BYTES = 64 * 1024
-_THRESHOLD_TAG = "test_decision_threshold"
-SCORER_TAG = "cycleml.scorer"
-SCORER_PLAN = "scorer/plan.json"
-"""The compiled scorer's plan, an artifact of the training run (see ``compiled``)."""
 
 
 class BatchError(ValueError):
     """Input the batch scorer cannot use: an unknown file type or missing columns."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A registered model version, ready to score: the pipeline and what it needs."""
-
-    name: str
-    version: str
-    pipeline: Pipeline
-    schema: Schema
-    threshold: float = 0.5
-    """Binary decision threshold: positive when P(positive class) >= threshold."""
-    alias: str | None = None
-    run_id: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-    """The registered version's tags: lineage, test metrics, approval status."""
-    scorer: Scorer = None  # type: ignore[assignment]
-    """What scores: the compiled scorer saved with the version, or the Pipeline itself
-    (the default, and the fallback)."""
-
-    def __post_init__(self) -> None:
-        if self.scorer is None:
-            object.__setattr__(self, "scorer", PipelineScorer(self.pipeline, self.schema))
 
 
 @dataclass(frozen=True)
@@ -119,89 +89,6 @@ class BatchReport:
             f"-> {self.target}",
             f"{self.seconds:,.1f} s, {self.rows_per_second:,.0f} rows/s{memory}",
         ]
-
-
-def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> LoadedModel:
-    """Load a registered version (``@champion``, ``@challenger``, ``3``) from ``client``'s store.
-
-    The pipeline and the training run's ``schema.json`` are fetched from the store the
-    client points at (not from MLflow's global tracking URI). The decision threshold is the
-    one evaluate chose for this version (tag ``test_decision_threshold``), so batch
-    decisions match the ones the version was judged and registered on.
-
-    Raises:
-        RegistryError: ``ref`` names no version of ``name``.
-    """
-    import tempfile
-
-    import mlflow.artifacts
-    import mlflow.sklearn
-
-    from cycleml.registry import resolve
-    from cycleml.stages.evaluate import _DEFAULT_THRESHOLD
-
-    version = resolve(client, name, ref)
-    number = str(version.version)
-    with tempfile.TemporaryDirectory(prefix="cycleml-model-") as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=client.get_model_version_download_uri(name, number),
-            dst_path=str(Path(tmp) / "model"),
-            tracking_uri=client.tracking_uri,
-        )
-        pipeline: Pipeline = mlflow.sklearn.load_model(local)
-        schema_file = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id,
-            artifact_path="schema.json",
-            dst_path=tmp,
-            tracking_uri=client.tracking_uri,
-        )
-        schema = Schema.model_validate_json(Path(schema_file).read_text(encoding="utf-8"))
-        scorer = _scorer(client, version, pipeline, schema, tmp)
-    alias = ref.lstrip("@") if not ref.lstrip("@").isdigit() else None
-    if alias is None and version.aliases:
-        alias = sorted(version.aliases)[0]
-    return LoadedModel(
-        name=name,
-        version=number,
-        pipeline=pipeline,
-        schema=schema,
-        threshold=float(version.tags.get(_THRESHOLD_TAG, _DEFAULT_THRESHOLD)),
-        alias=alias,
-        run_id=str(version.run_id),
-        tags=dict(version.tags or {}),
-        scorer=scorer,
-    )
-
-
-def _scorer(
-    client: MlflowClient, version: Any, pipeline: Pipeline, schema: Schema, tmp: str
-) -> Scorer:
-    """The version's compiled scorer when registration verified one, else the Pipeline.
-
-    A plan that cannot be read or used is reported and the Pipeline scores: slower, never
-    wrong.
-    """
-    import logging
-
-    import mlflow.artifacts
-
-    tags = dict(version.tags or {})
-    if tags.get(SCORER_TAG) != "compiled":
-        reason = tags.get(f"{SCORER_TAG}.reason", "registered without a compiled scorer")
-        return PipelineScorer(pipeline, schema, reason=reason)
-    try:
-        plan_file = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id,
-            artifact_path=SCORER_PLAN,
-            dst_path=tmp,
-            tracking_uri=client.tracking_uri,
-        )
-        plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
-        return CompiledScorer.from_pipeline(pipeline, schema, plan)
-    except Exception as err:  # noqa: BLE001 - any failure: the Pipeline scores instead
-        reason = f"its compiled scorer could not be loaded ({type(err).__name__}: {err})"
-        logging.getLogger(__name__).warning("%s v%s: %s", version.name, version.version, reason)
-        return PipelineScorer(pipeline, schema, reason=reason)
 
 
 def _default_na_values() -> list[str]:
@@ -343,10 +230,7 @@ def score_table(
     if schema.task == "regression":
         columns = [pa.array(scores, pa.float64())]
     else:
-        if schema.is_binary:
-            chosen = (scores[:, 1] >= model.threshold).astype("int64")
-        else:
-            chosen = scores.argmax(axis=1)
+        chosen = decide(scores, model.threshold)
         columns = [pa.array(schema.classes, pa.string()).take(pa.array(chosen))]
         columns += [pa.array(scores[:, i], pa.float64()) for i in range(len(schema.classes))]
     columns += [_repeat(model.name, n), _repeat(model.version, n)]

@@ -16,8 +16,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from cycleml.config import FeatureParams, TrainParams
-from cycleml.features import DerivedFeatures
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
+from cycleml.model.features import DerivedFeatures
 
 __all__ = ["build_preprocessor", "fit_pipeline", "predict_scores", "with_overrides"]
 

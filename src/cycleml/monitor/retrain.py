@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from cycleml.config import DataParams, Params
-from cycleml.io import write_parquet
+from cycleml.files import write_parquet
 from cycleml.paths import Paths
 
 __all__ = [
@@ -76,7 +76,7 @@ def labelled_predictions(
     import orjson
     import sqlalchemy as sa
 
-    from cycleml.predlog import FEEDBACK, PREDICTIONS
+    from cycleml.serve.predlog import FEEDBACK, PREDICTIONS
 
     p, f = PREDICTIONS.c, FEEDBACK.c
     query = (
@@ -177,7 +177,7 @@ def run(params: Params, paths: Paths, *, repro: bool = True, quiet: bool = False
         RetrainError: fewer than ``retrain.min_rows`` new labelled rows (nothing is
             written), or a DVC command failed.
     """
-    from cycleml.io import read_json
+    from cycleml.files import read_json
 
     folder = paths.root / params.data.partitions.dir
     rows = labelled_predictions(

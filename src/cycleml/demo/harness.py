@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cycleml.names import STAGES
+
 __all__ = ["Service", "demo_project", "free_port"]
 
 
@@ -121,5 +123,5 @@ def demo_project(repo: Path, root: Path, rows: int = 3000, trees: int = 100) -> 
     (root / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    for stage in ("ingest", "validate", "split", "frame", "train", "evaluate", "register"):
+    for stage in (s for s in STAGES if s not in ("explore", "tune", "reference")):
         subprocess.run(["cycleml", stage], cwd=root, env=env, check=True, capture_output=True)

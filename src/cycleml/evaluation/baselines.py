@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cycleml.business import task_kpis
 from cycleml.config import GoalsParams, Rule
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
+from cycleml.evaluation.business import task_kpis
 
 __all__ = [
     "Baseline",

@@ -21,10 +21,11 @@ from sklearn import metrics as skm
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from cycleml.business import task_kpis
 from cycleml.config import BehaviourCheck, FairnessParams, GoalsParams
-from cycleml.modeling import predict_scores
-from cycleml.schema import Schema, label_key
+from cycleml.data.schema import Schema, label_key
+from cycleml.evaluation.business import task_kpis
+from cycleml.model.decision import decide
+from cycleml.model.pipeline import predict_scores
 
 __all__ = [
     "behaviour_checks",
@@ -193,9 +194,9 @@ def _slice_metrics(
             "error_cost": kpi["error_cost"],
         }
     if not schema.is_binary:
-        return {"accuracy": float((scores.argmax(axis=1) == y).mean())}
+        return {"accuracy": float((decide(scores) == y).mean())}
     pos = scores[:, 1]
-    decided = (pos >= threshold).astype("int64")
+    decided = decide(scores, threshold)
     both = len(np.unique(y)) == 2
     return {
         "positive_rate": float(y.mean()),

@@ -13,11 +13,12 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from cycleml.batch import LoadedModel
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
+from cycleml.model.decision import decide
+from cycleml.names import TAG_GIT_COMMIT
+from cycleml.scoring.loaded import LoadedModel
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -37,7 +38,7 @@ class Served(LoadedModel):
             "model_version": self.version,
             "alias": self.alias,
             "training_run": self.run_id,
-            "git_commit": self.tags.get("cycleml.git_commit"),
+            "git_commit": self.tags.get(TAG_GIT_COMMIT),
             "data": lineage,
             "decision_threshold": self.threshold if self.schema.is_binary else None,
             "task": self.schema.task,
@@ -56,7 +57,7 @@ class Served(LoadedModel):
 
 def load(client: MlflowClient, name: str, ref: str = "@champion") -> Served:
     """Load version ``ref`` (number or alias) of ``name``: the same loading as batch scoring."""
-    from cycleml.batch import load_model
+    from cycleml.scoring.loaded import load_model
 
     return Served(**vars(load_model(client, name, ref)))
 
@@ -82,7 +83,7 @@ def route(
 
 def resolve_version(client: MlflowClient, name: str, ref: str) -> str:
     """The version number ``ref`` points at now (cheap: no model is loaded)."""
-    from cycleml.registry import resolve
+    from cycleml.model.registry import resolve
 
     return str(resolve(client, name, ref).version)
 
@@ -114,6 +115,7 @@ def score(served: Served, records: list[dict[str, Any]]) -> list[dict[str, Any]]
     the model version and a request id."""
     scores = served.scorer.records(records)
     schema = served.schema
+    chosen = decide(scores, served.threshold)
     out: list[dict[str, Any]] = []
     for i, record in enumerate(records):
         answer: dict[str, Any] = {"request_id": uuid.uuid4().hex}
@@ -123,12 +125,9 @@ def score(served: Served, records: list[dict[str, Any]]) -> list[dict[str, Any]]
         else:
             probabilities = {c: float(p) for c, p in zip(schema.classes, scores[i], strict=True)}
             answer["probabilities"] = probabilities
+            answer["prediction"] = schema.classes[int(chosen[i])]
             if schema.is_binary:
-                positive = scores[i, 1] >= served.threshold
-                answer["prediction"] = schema.classes[1 if positive else 0]
-                answer["decision"] = bool(positive)
-            else:
-                answer["prediction"] = schema.classes[int(np.argmax(scores[i]))]
+                answer["decision"] = bool(chosen[i])
         answer["model_version"] = served.version
         out.append(answer)
     return out

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from cycleml.config import Params, TrackingParams, params_hash
+from cycleml.names import TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_PARAMS_HASH, data_tag
 from cycleml.paths import Paths
 
 if TYPE_CHECKING:
@@ -135,17 +136,17 @@ def dvc_lock_lineage(paths: Paths) -> dict[str, str]:
 
 def lineage_tags(params: Params, paths: Paths) -> dict[str, str]:
     """Tags for a run or a model version: git commit, data hashes, params hash."""
-    tags: dict[str, str] = {"cycleml.params_hash": params_hash(params)}
+    tags: dict[str, str] = {TAG_PARAMS_HASH: params_hash(params)}
     commit = git_output(paths.root, "rev-parse", "HEAD")
     if commit:
-        tags["cycleml.git_commit"] = commit
+        tags[TAG_GIT_COMMIT] = commit
         tags["mlflow.source.git.commit"] = commit
         dirty = git_output(paths.root, "status", "--porcelain", "--untracked-files=no")
-        tags["cycleml.git_dirty"] = str(bool(dirty))
+        tags[TAG_GIT_DIRTY] = str(bool(dirty))
     for part in ("train", "valid", "test"):
         file = paths.split(part)
         if file.exists():
-            tags[f"cycleml.data.{part}.md5"] = file_md5(file)
-            tags[f"cycleml.data.{part}.path"] = str(file.relative_to(paths.root))
+            tags[data_tag(part, "md5")] = file_md5(file)
+            tags[data_tag(part, "path")] = str(file.relative_to(paths.root))
     tags.update(dvc_lock_lineage(paths))
     return tags

@@ -59,14 +59,14 @@ class Schema(BaseModel):
     @property
     def model_numeric(self) -> list[str]:
         """Numeric columns the preprocessing sees: raw and derived."""
-        from cycleml.features import CATEGORICAL_KINDS
+        from cycleml.model.features import CATEGORICAL_KINDS
 
         derived = [d["name"] for d in self.derived if d["kind"] not in CATEGORICAL_KINDS]
         return [*self.numeric, *derived]
 
     @property
     def model_categorical(self) -> list[str]:
-        from cycleml.features import CATEGORICAL_KINDS
+        from cycleml.model.features import CATEGORICAL_KINDS
 
         derived = [d["name"] for d in self.derived if d["kind"] in CATEGORICAL_KINDS]
         return [*self.categorical, *derived]

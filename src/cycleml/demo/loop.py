@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cycleml.business import profit
 from cycleml.config import Params, load_params
-from cycleml.io import read_json, write_json
+from cycleml.demo.harness import Service
+from cycleml.evaluation.business import profit
+from cycleml.files import read_json, write_json
 from cycleml.paths import Paths, project_paths
-from cycleml.server import Service
 
 __all__ = ["LoopSettings", "run"]
 
@@ -132,8 +132,8 @@ def _set_param(root: Path, dotted: str, value: Any) -> Params:
 def traffic(params: Params, rows: int, seed: int, scenario: str, wave: int) -> pd.DataFrame:
     """Production customers from the demo generator, cleaned as ingest cleans (clients
     send typed values), with ids of their own; the target column holds the truth."""
-    from cycleml.demo import generate_churn
-    from cycleml.stages.ingest import clean
+    from cycleml.data.cleaning import clean
+    from cycleml.data.demo import generate_churn
 
     frame, _ = clean(generate_churn(rows, seed, scenario), params.data)
     for col in params.data.id_columns:
@@ -206,9 +206,11 @@ def run(repo: Path, root: Path, settings: LoopSettings, say: Say) -> dict[str, A
     """The lifecycle, once; returns (and writes to reports/loop.json) the summary."""
     import httpx
 
-    from cycleml import monitor, retrain
-    from cycleml.batch import load_model, score_table
-    from cycleml.tracking import configure
+    from cycleml.model.tracking import configure
+    from cycleml.monitor import check as monitor
+    from cycleml.monitor import retrain
+    from cycleml.scoring.batch import score_table
+    from cycleml.scoring.loaded import load_model
 
     started = time.perf_counter()
     clock: dict[str, float] = {}

@@ -30,8 +30,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from cycleml.features import _dates
-from cycleml.schema import Schema
+from cycleml.data.schema import Schema
+from cycleml.model.features import _dates
+from cycleml.names import SCORER_TAG
 
 __all__ = [
     "PLAN_VERSION",
@@ -86,7 +87,7 @@ class PipelineScorer:
     reason: str = ""
 
     def frame(self, frame: pd.DataFrame) -> np.ndarray:
-        from cycleml.modeling import predict_scores
+        from cycleml.model.pipeline import predict_scores
 
         return predict_scores(self.pipeline, self.schema, frame)
 
@@ -213,7 +214,7 @@ def compile_pipeline(pipeline: Any, schema: Schema) -> dict[str, Any]:
     """
     from sklearn.compose import ColumnTransformer
 
-    from cycleml.features import DerivedFeatures
+    from cycleml.model.features import DerivedFeatures
 
     steps = dict(pipeline.steps)
     if list(steps) != ["derive", "preprocess", "model"]:
@@ -597,11 +598,11 @@ class Compilation:
 
     def tags(self) -> dict[str, str]:
         """The model version's tags: ``cycleml.scorer`` and how it was checked."""
-        tags = {"cycleml.scorer": self.kind, "cycleml.scorer.rows_checked": str(self.rows)}
+        tags = {SCORER_TAG: self.kind, f"{SCORER_TAG}.rows_checked": str(self.rows)}
         if self.max_abs_diff is not None:
-            tags["cycleml.scorer.max_abs_diff"] = f"{self.max_abs_diff:.3g}"
+            tags[f"{SCORER_TAG}.max_abs_diff"] = f"{self.max_abs_diff:.3g}"
         if self.reason:
-            tags["cycleml.scorer.reason"] = self.reason[:500]
+            tags[f"{SCORER_TAG}.reason"] = self.reason[:500]
         return tags
 
     def line(self) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cycleml.tracking import store_setup_lock
+from cycleml.model.tracking import store_setup_lock
 
 __all__ = ["LogStats", "PredictionLog", "UnknownRequest"]
 

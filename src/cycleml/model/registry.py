@@ -13,6 +13,16 @@ import getpass
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cycleml.names import (
+    TAG_CHAMPION_HISTORY,
+    TAG_DECISION,
+    TAG_REASONS,
+    TAG_STATUS,
+    TAG_STATUS_AT,
+    TAG_STATUS_BY,
+    TAG_STATUS_REASON,
+)
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -36,7 +46,7 @@ __all__ = [
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
-_HISTORY = "cycleml.champion_history"
+_HISTORY = TAG_CHAMPION_HISTORY
 
 
 class RegistryError(ValueError):
@@ -95,10 +105,10 @@ def set_status(
     client: MlflowClient, name: str, version: str, status: str, reason: str, by: str | None = None
 ) -> None:
     for key, value in {
-        "cycleml.status": status,
-        "cycleml.status_reason": reason,
-        "cycleml.status_by": _who(by),
-        "cycleml.status_at": _now(),
+        TAG_STATUS: status,
+        TAG_STATUS_REASON: reason,
+        TAG_STATUS_BY: _who(by),
+        TAG_STATUS_AT: _now(),
     }.items():
         client.set_model_version_tag(name, version, key, value)
 
@@ -112,7 +122,7 @@ def promote(client: MlflowClient, name: str, ref: str) -> str:
     """Move ``champion`` to an approved version; the old champion stays in the history."""
     version = resolve(client, name, ref)
     number = str(version.version)
-    status = version.tags.get("cycleml.status", PENDING)
+    status = version.tags.get(TAG_STATUS, PENDING)
     if status != APPROVED:
         raise RegistryError(
             f"v{number} is {status}, not approved: approve it first "
@@ -137,7 +147,7 @@ def rollback(client: MlflowClient, name: str) -> str:
         history.pop()
     for candidate in reversed(history):
         version = client.get_model_version(name, candidate)
-        if version.tags.get("cycleml.status") == APPROVED:
+        if version.tags.get(TAG_STATUS) == APPROVED:
             client.set_registered_model_alias(name, CHAMPION, candidate)
             keep = history[: history.index(candidate) + 1]
             client.set_registered_model_tag(name, _HISTORY, ",".join(keep))
@@ -154,10 +164,10 @@ def approve(
     """
     version = resolve(client, name, ref)
     number = str(version.version)
-    if version.tags.get("cycleml.status") == REJECTED:
+    if version.tags.get(TAG_STATUS) == REJECTED:
         raise RegistryError(f"v{number} was rejected; register a new version instead")
     set_status(client, name, number, APPROVED, reason, by)
-    if version.tags.get("cycleml.decision") in {CHAMPION, "champion-candidate"}:
+    if version.tags.get(TAG_DECISION) in {CHAMPION, "champion-candidate"}:
         promote(client, name, number)
         return number, True
     return number, False
@@ -200,11 +210,11 @@ def list_versions(client: MlflowClient, name: str) -> list[VersionRow]:
             VersionRow(
                 version=str(v.version),
                 aliases=sorted(aliases.get(str(v.version), [])),
-                status=tags.get("cycleml.status", PENDING),
-                decision=tags.get("cycleml.decision", ""),
+                status=tags.get(TAG_STATUS, PENDING),
+                decision=tags.get(TAG_DECISION, ""),
                 metrics=metrics,
                 created=created.strftime("%Y-%m-%d %H:%M"),
-                reason=tags.get("cycleml.status_reason", tags.get("cycleml.reasons", "")),
+                reason=tags.get(TAG_STATUS_REASON, tags.get(TAG_REASONS, "")),
                 run_id=str(v.run_id),
             )
         )

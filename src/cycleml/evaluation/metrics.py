@@ -6,12 +6,13 @@ import numpy as np
 from sklearn import metrics as skm
 
 from cycleml.config import LOWER_IS_BETTER
+from cycleml.model.decision import DEFAULT_THRESHOLD, decide
 
 __all__ = ["advantage", "better", "classification_metrics", "regression_metrics", "task_metrics"]
 
 
 def classification_metrics(
-    y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5
+    y_true: np.ndarray, proba: np.ndarray, threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, float]:
     """accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss.
 
@@ -20,13 +21,12 @@ def classification_metrics(
     """
     n_classes = proba.shape[1]
     labels = np.arange(n_classes)
+    pred = decide(proba, threshold)
     if n_classes == 2:
-        pred = (proba[:, 1] >= threshold).astype(int)
         average, pos = "binary", proba[:, 1]
         roc_auc = skm.roc_auc_score(y_true, pos)
         pr_auc = skm.average_precision_score(y_true, pos)
     else:
-        pred = proba.argmax(axis=1)
         average = "macro"
         # one-vs-rest over the classes present: a class absent from this split has no AUC
         present = np.unique(y_true)

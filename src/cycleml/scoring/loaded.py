@@ -1,0 +1,129 @@
+"""A registered model version, loaded and ready to score: the one loader.
+
+Everything that scores a registered version (batch files, the service, monitor, the loop,
+register's comparison with the champion) loads it here: the Pipeline, the training run's
+schema, the decision threshold evaluate chose for it, and its compiled scorer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cycleml.data.schema import Schema
+from cycleml.model.decision import DEFAULT_THRESHOLD
+from cycleml.names import SCHEMA_ARTIFACT, SCORER_PLAN, SCORER_TAG, THRESHOLD_TAG
+from cycleml.scoring.compiled import CompiledScorer, PipelineScorer, Scorer
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from sklearn.pipeline import Pipeline
+
+__all__ = ["LoadedModel", "load_model"]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model version, ready to score: the pipeline and what it needs."""
+
+    name: str
+    version: str
+    pipeline: Pipeline
+    schema: Schema
+    threshold: float = DEFAULT_THRESHOLD
+    """Binary decision threshold: positive when P(positive class) >= threshold."""
+    alias: str | None = None
+    run_id: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    """The registered version's tags: lineage, test metrics, approval status."""
+    scorer: Scorer = None  # type: ignore[assignment]
+    """What scores: the compiled scorer saved with the version, or the Pipeline itself
+    (the default, and the fallback)."""
+
+    def __post_init__(self) -> None:
+        if self.scorer is None:
+            object.__setattr__(self, "scorer", PipelineScorer(self.pipeline, self.schema))
+
+
+def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> LoadedModel:
+    """Load a registered version (``@champion``, ``@challenger``, ``3``) from ``client``'s store.
+
+    The pipeline and the training run's ``schema.json`` are fetched from the store the
+    client points at (not from MLflow's global tracking URI). The decision threshold is the
+    one evaluate chose for this version (tag ``test_decision_threshold``), so batch
+    decisions match the ones the version was judged and registered on.
+
+    Raises:
+        RegistryError: ``ref`` names no version of ``name``.
+    """
+    import tempfile
+
+    import mlflow.artifacts
+    import mlflow.sklearn
+
+    from cycleml.model.registry import resolve
+
+    version = resolve(client, name, ref)
+    number = str(version.version)
+    with tempfile.TemporaryDirectory(prefix="cycleml-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=client.get_model_version_download_uri(name, number),
+            dst_path=str(Path(tmp) / "model"),
+            tracking_uri=client.tracking_uri,
+        )
+        pipeline: Pipeline = mlflow.sklearn.load_model(local)
+        schema_file = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id,
+            artifact_path=SCHEMA_ARTIFACT,
+            dst_path=tmp,
+            tracking_uri=client.tracking_uri,
+        )
+        schema = Schema.model_validate_json(Path(schema_file).read_text(encoding="utf-8"))
+        scorer = _scorer(client, version, pipeline, schema, tmp)
+    alias = ref.lstrip("@") if not ref.lstrip("@").isdigit() else None
+    if alias is None and version.aliases:
+        alias = sorted(version.aliases)[0]
+    return LoadedModel(
+        name=name,
+        version=number,
+        pipeline=pipeline,
+        schema=schema,
+        threshold=float(version.tags.get(THRESHOLD_TAG, DEFAULT_THRESHOLD)),
+        alias=alias,
+        run_id=str(version.run_id),
+        tags=dict(version.tags or {}),
+        scorer=scorer,
+    )
+
+
+def _scorer(
+    client: MlflowClient, version: Any, pipeline: Pipeline, schema: Schema, tmp: str
+) -> Scorer:
+    """The version's compiled scorer when registration verified one, else the Pipeline.
+
+    A plan that cannot be read or used is reported and the Pipeline scores: slower, never
+    wrong.
+    """
+    import logging
+
+    import mlflow.artifacts
+
+    tags = dict(version.tags or {})
+    if tags.get(SCORER_TAG) != "compiled":
+        reason = tags.get(f"{SCORER_TAG}.reason", "registered without a compiled scorer")
+        return PipelineScorer(pipeline, schema, reason=reason)
+    try:
+        plan_file = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id,
+            artifact_path=SCORER_PLAN,
+            dst_path=tmp,
+            tracking_uri=client.tracking_uri,
+        )
+        plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+        return CompiledScorer.from_pipeline(pipeline, schema, plan)
+    except Exception as err:  # noqa: BLE001 - any failure: the Pipeline scores instead
+        reason = f"its compiled scorer could not be loaded ({type(err).__name__}: {err})"
+        logging.getLogger(__name__).warning("%s v%s: %s", version.name, version.version, reason)
+        return PipelineScorer(pipeline, schema, reason=reason)
