@@ -25,7 +25,7 @@ from cycleml.config import BehaviourCheck, FairnessParams, GoalsParams
 from cycleml.data.schema import Schema, label_key
 from cycleml.evaluation.business import task_kpis
 from cycleml.model.decision import decide
-from cycleml.model.pipeline import predict_scores
+from cycleml.model.pipeline import iteration_range, predict_scores
 
 __all__ = [
     "behaviour_checks",
@@ -356,14 +356,6 @@ def feature_sources(preprocess: ColumnTransformer) -> list[str]:
     return sources
 
 
-def _iteration_range(model: Any) -> tuple[int, int]:
-    """Trees the model predicts with: up to best_iteration when early-stopped, else all."""
-    try:
-        return 0, int(model.best_iteration) + 1
-    except AttributeError:
-        return 0, 0
-
-
 def explanations(
     pipeline: Pipeline, schema: Schema, frame: pd.DataFrame, rows: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -394,7 +386,7 @@ def explanations(
     contribs = booster.predict(
         xgboost.DMatrix(matrix, feature_names=booster.feature_names, missing=model.missing),
         pred_contribs=True,
-        iteration_range=_iteration_range(model),
+        iteration_range=iteration_range(model),
     )
     sources = feature_sources(preprocess)
     features = list(dict.fromkeys(sources))

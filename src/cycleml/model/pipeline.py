@@ -130,3 +130,13 @@ def predict_scores(pipeline: Pipeline, schema: Schema, frame: pd.DataFrame) -> n
     if schema.task == "classification":
         return np.asarray(pipeline.predict_proba(x))
     return np.asarray(pipeline.predict(x), dtype="float64")
+
+
+def iteration_range(model: Any) -> tuple[int, int]:
+    """The boosting rounds the fitted XGBoost ``model`` predicts with, as XGBoost's
+    ``iteration_range``: up to its best round when early stopping chose one, else all
+    (``(0, 0)``). Training, explanations and the compiled scorer all use these rounds."""
+    try:
+        return 0, int(model.best_iteration) + 1
+    except AttributeError:
+        return 0, 0

@@ -32,6 +32,7 @@ import pandas as pd
 
 from cycleml.data.schema import Schema
 from cycleml.model.features import _dates
+from cycleml.model.pipeline import iteration_range
 from cycleml.names import SCORER_TAG
 
 __all__ = [
@@ -197,15 +198,6 @@ def _categorical_block(steps: list[Any], columns: list[str]) -> dict[str, Any]:
     }
 
 
-def _iteration_range(model: Any) -> list[int]:
-    """The rounds sklearn's predict uses: up to the best one when early stopping chose it."""
-    try:
-        best = int(model.best_iteration)
-    except AttributeError:
-        return [0, 0]
-    return [0, best + 1]
-
-
 def compile_pipeline(pipeline: Any, schema: Schema) -> dict[str, Any]:
     """The plan (JSON-ready) of a fitted cycleml Pipeline: derive -> preprocess -> XGBoost.
 
@@ -248,7 +240,7 @@ def compile_pipeline(pipeline: Any, schema: Schema) -> dict[str, Any]:
         "derived": list(derive.specs or []),
         "blocks": blocks,
         "n_features": width,
-        "iteration_range": _iteration_range(model),
+        "iteration_range": list(iteration_range(model)),
         "task": schema.task,
         "classes": len(schema.classes),
     }

@@ -23,7 +23,7 @@ from cycleml.config import Params
 from cycleml.data.schema import Schema, row_keys
 from cycleml.evaluation.analysis import learning_verdict
 from cycleml.files import read_json, write_csv, write_json
-from cycleml.model.pipeline import fit_pipeline, predict_scores, with_overrides
+from cycleml.model.pipeline import fit_pipeline, iteration_range, predict_scores, with_overrides
 from cycleml.names import SCHEMA_ARTIFACT, SEEN_ROWS
 from cycleml.paths import Paths
 
@@ -171,8 +171,8 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
 
     configure(params.tracking, paths)
     tags = lineage_tags(params, paths)
-    best = getattr(pipeline.named_steps["model"], "best_iteration", None)
-    last = len(curves["valid"]) - 1 if best is None else int(best)
+    _, used = iteration_range(pipeline.named_steps["model"])
+    last = used - 1 if used else len(curves["valid"]) - 1
     fit_metrics = {
         "best_iteration": last,
         "train_loss": curves["train"][last],
@@ -194,7 +194,7 @@ def run(params: Params, paths: Paths) -> dict[str, Any]:
     )
     write_csv(paths.plot("train/learning_curve.csv"), curve_frame)
     write_json(paths.metrics("train"), fit_metrics)
-    verdict = learning_verdict(curves, best)
+    verdict = learning_verdict(curves, used - 1 if used else None)
     write_json(paths.report("learning.json"), verdict)
     summary = {
         "run_id": run_id,
