@@ -17,7 +17,7 @@ export DVC_NO_ANALYTICS := 1
 # dvc stages call `cycleml`: the venv comes first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install run repro test check serve bento ui loop monitor monitor-ui audit fuzz load bench wrk clean
+.PHONY: help install run repro test check deps serve bento ui loop monitor monitor-ui audit fuzz load bench wrk clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,11 +42,16 @@ repro: install ## rerun only the stages whose inputs changed
 test: install ## run the test suite (unit, data, model, integration, e2e)
 	$(BIN)/pytest
 
-check: install ## lint, type-check and audit (ruff, mypy, pip-audit)
+check: install ## lint, type-check, layers, dvc deps and audit (ruff, mypy, import-linter, pip-audit)
 	$(BIN)/ruff check src tests serving benchmarks scripts
 	$(BIN)/ruff format --check src tests serving benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/stage_deps.py --check
 	$(BIN)/python scripts/audit.py
+
+deps: install ## rewrite dvc.yaml's code deps from what each stage imports (scripts/stage_deps.py)
+	$(BIN)/python scripts/stage_deps.py --write
 
 audit: install ## known vulnerabilities in the pinned dependencies (pip-audit; needs network)
 	$(BIN)/python scripts/audit.py

@@ -63,8 +63,9 @@ def _big_reference(root: Path, size: Size) -> int:
 
     from cycleml.config import load_params
     from cycleml.data.cleaning import clean
+    from cycleml.monitor.reference import profile
+    from cycleml.names import REFERENCE_ARTIFACT as ARTIFACT
     from cycleml.scoring.loaded import load_model
-    from cycleml.stages.reference import ARTIFACT, profile
 
     params = load_params(root / "params.yaml")
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")

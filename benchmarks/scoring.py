@@ -31,7 +31,7 @@ name, source, schema_file = sys.argv[1:]
 pipeline = mlflow.sklearn.load_model(f"models:/{name}@champion")
 schema = Schema.model_validate_json(open(schema_file).read())
 frame = pd.read_parquet(source)[schema.inputs]
-from cycleml.scoring.batch import prepare_inputs
+from cycleml.scoring.inputs import prepare_inputs
 frame = prepare_inputs(frame, schema)  # the ingest text rules, as predict applies them
 started = time.perf_counter()
 pipeline.predict_proba(frame)

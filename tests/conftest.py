@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from cycleml import names
-from cycleml.config import Params, parse_params
+from cycleml.config import Params, apply_overrides, parse_params
 from cycleml.paths import Paths, project_paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,13 +46,7 @@ def small_params(rows: int = 2000, **overrides: Any) -> dict[str, Any]:
     raw["data"]["source"]["rows"] = rows
     raw["train"]["xgboost"]["n_estimators"] = 60
     raw["tune"]["enabled"] = False  # tests that tune turn it on themselves
-    for dotted, value in overrides.items():
-        node = raw
-        *parents, leaf = dotted.split("__")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return raw
+    return apply_overrides(raw, {key.replace("__", "."): v for key, v in overrides.items()})
 
 
 def houses_csv(path: Path, rows: int = 1500) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "DataParams",
     "Params",
+    "apply_overrides",
     "load_params",
     "params_hash",
 ]
@@ -616,6 +618,44 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         return Params.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_errors(err, source)) from None
+
+
+def apply_overrides(
+    raw: dict[str, Any], overrides: Iterable[str] | Mapping[str, Any]
+) -> dict[str, Any]:
+    """Set params by dotted key (``tune.n_trials``) in a raw mapping; return it, changed.
+
+    The one parser of overrides (``cycleml loop --set``, the loop's workspace, the tests):
+    ``KEY=VALUE`` items with VALUE read as YAML, as ``dvc exp run -S`` reads it (``2`` an
+    int, ``null`` None, ``[a, b]`` a list), or a mapping of dotted keys to typed values.
+    Missing blocks are created; whether a key exists is :func:`parse_params`'s to say, so a
+    misspelt key is still named there.
+
+    Raises:
+        ConfigError: naming the item that is not ``KEY=VALUE``, whose VALUE is not YAML, or
+            whose key runs through a value that is not a block of params.
+    """
+
+    def parsed(item: str) -> tuple[str, Any]:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{item!r}: use KEY=VALUE, e.g. tune.n_trials=2")
+        try:
+            return key.strip(), yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{item!r}: VALUE is not valid YAML: {err}") from None
+
+    pairs = overrides.items() if isinstance(overrides, Mapping) else map(parsed, overrides)
+    for key, value in pairs:
+        *blocks, leaf = key.split(".")
+        node = raw
+        for depth, block in enumerate(blocks, 1):
+            node = node.setdefault(block, {})
+            if not isinstance(node, dict):
+                where = ".".join(blocks[:depth])
+                raise ConfigError(f"{key}: {where} is a value, not a block of params")
+        node[leaf] = value
+    return raw
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:

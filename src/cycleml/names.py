@@ -45,7 +45,7 @@ SEEN_ROWS = "seen_rows.parquet"
 """Keys of the rows a run trained and early-stopped on (register compares on the others)."""
 REFERENCE_ARTIFACT = "reference.parquet"
 SCORER_PLAN = "scorer/plan.json"
-"""The compiled scorer's plan (see :mod:`cycleml.scoring.compiled`)."""
+"""The compiled scorer's plan (see :mod:`cycleml.scoring.plan`)."""
 
 # --- the pipeline ------------------------------------------------------------------------
 STAGES = (

@@ -19,8 +19,8 @@ from cycleml.model.pipeline import predict_scores
 from cycleml.model.registry import champion_version
 from cycleml.model.tracking import tracking_uri
 from cycleml.scoring.batch import BatchError, predict_file
-from cycleml.scoring.compiled import PipelineScorer
 from cycleml.scoring.loaded import LoadedModel, load_model
+from cycleml.scoring.runtime import PipelineScorer
 from tests.conftest import Project, houses_csv, small_params
 
 pytestmark = pytest.mark.integration

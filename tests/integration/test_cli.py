@@ -24,6 +24,35 @@ def test_help_lists_every_stage(tmp_path: Path) -> None:
         assert stage in result.stdout
 
 
+def test_help_keeps_the_order_of_the_commands() -> None:
+    """The stages in pipeline order, then what operates their results, the registry last."""
+    import typer
+    from typer.core import TyperGroup
+
+    from cycleml.cli.app import app
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    assert group.list_commands(typer.Context(group)) == [
+        *(stage for stage in STAGES if stage != "reference"),
+        "summary",
+        "lineage",
+        "predict",
+        "reference",
+        "monitor",
+        "retrain",
+        "loop",
+        "registry",
+    ]
+
+
+def test_loop_refuses_a_malformed_set_before_it_starts(tmp_path: Path) -> None:
+    result = run("loop", "--set", "tune.n_trials", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--set 'tune.n_trials': use KEY=VALUE, e.g. tune.n_trials=2" in result.stderr
+    assert not (tmp_path / "loop").exists()
+
+
 def test_bad_params_exit_2_naming_the_key(tmp_path: Path) -> None:
     raw = repo_params()
     raw["split"]["seeed"] = 1

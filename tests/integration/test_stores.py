@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 from cycleml.model.tracking import tracking_uri
 from cycleml.serve.predlog import PredictionLog
 from cycleml.stages import tune
+from cycleml.tuning.study import storage_url
 from tests.conftest import REPO, Project, small_params
 
 pytestmark = pytest.mark.integration
@@ -319,7 +320,7 @@ def test_tune_workers_and_tune_processes_share_one_sqlite_study(
     result = tune.run(params, project.paths)
 
     assert result.ran == 6 and result.complete == 6  # pruning off: every trial completes
-    url = tune.storage_url(params.tune.storage, project.paths)
+    url = storage_url(params.tune.storage, project.paths)
     trials = stored_trials(url, result.study)
     assert sorted(t.number for t in trials) == list(range(6))
     assert {t.state for t in trials} == {TrialState.COMPLETE}
@@ -337,15 +338,15 @@ def test_tune_workers_and_tune_processes_share_one_sqlite_study(
     script = _BARRIER + textwrap.dedent(
         """
         from cycleml.cli.app import main
-        from cycleml.stages import tune
+        from cycleml.tuning import search
 
-        open_study = tune._open_study
+        open_study = search.open_study
 
         def at_the_same_moment(*args, **kwargs):
             barrier()  # both workers open the new storage file together
             return open_study(*args, **kwargs)
 
-        tune._open_study = at_the_same_moment
+        search.open_study = at_the_same_moment
         main(["tune", "--params", "workers.yaml"])
         """
     )
@@ -358,7 +359,7 @@ def test_tune_workers_and_tune_processes_share_one_sqlite_study(
     for proc in done:
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert LOCKED not in proc.stderr + proc.stdout
-    shared_url = tune.storage_url("sqlite:///optuna-shared.db", project.paths)
+    shared_url = storage_url("sqlite:///optuna-shared.db", project.paths)
     trials = stored_trials(shared_url, result.study)  # same inputs: same study name
     states = [t.state for t in trials]
     # each worker stops once the study has 6 finished trials; one more may be in flight

@@ -13,11 +13,12 @@ from optuna.trial import TrialState
 
 from cycleml.config import Params
 from cycleml.data.schema import Schema
+from cycleml.evaluation.evaluator import choose_threshold, evaluate
 from cycleml.files import read_json
 from cycleml.model.pipeline import fit_pipeline
 from cycleml.model.tracking import tracking_uri
 from cycleml.stages import tune
-from cycleml.stages.evaluate import choose_threshold, evaluate
+from cycleml.tuning.study import PRUNER_WARMUP_ROUNDS, storage_url
 from tests.conftest import Project, houses_csv, small_params
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ def tune_params(project: Project, **tune_block: Any) -> Params:
 
 
 def stored_study(project: Project, params: Params, name: str) -> optuna.Study:
-    url = tune.storage_url(params.tune.storage, project.paths)
+    url = storage_url(params.tune.storage, project.paths)
     return optuna.load_study(study_name=name, storage=url)
 
 
@@ -136,7 +137,7 @@ def test_hopeless_trials_are_pruned_and_their_runs_finished(project: Project) ->
     assert len(pruned) == result.pruned
     for run in pruned:
         assert run.info.status == "FINISHED" and run.data.tags["optuna.pruned"] == "true"
-        assert run.data.metrics["pruned_at_round"] >= tune.PRUNER_WARMUP_ROUNDS
+        assert run.data.metrics["pruned_at_round"] >= PRUNER_WARMUP_ROUNDS
         assert "valid_profit" not in run.data.metrics
     assert read_json(project.paths.best_params)["trials"]["pruned"] == result.pruned
 

@@ -13,8 +13,10 @@ from cycleml.config import BehaviourCheck, FairnessParams, parse_params
 from cycleml.data.cleaning import clean
 from cycleml.data.demo import generate_churn
 from cycleml.data.schema import Schema
-from cycleml.evaluation.analysis import behaviour_checks, explanations, fairness
+from cycleml.evaluation.behaviour import behaviour_checks
 from cycleml.evaluation.business import best_threshold
+from cycleml.evaluation.explanations import explanations
+from cycleml.evaluation.fairness import fairness
 from cycleml.model.pipeline import fit_pipeline, predict_scores
 from cycleml.stages.split import split
 from cycleml.stages.validate import validate

@@ -24,14 +24,9 @@ from cycleml.data.cleaning import clean
 from cycleml.data.demo import generate_churn
 from cycleml.data.schema import Schema
 from cycleml.model.pipeline import fit_pipeline
-from cycleml.scoring.compiled import (
-    TOLERANCE,
-    CompiledScorer,
-    NotCompilable,
-    PipelineScorer,
-    compile_pipeline,
-    compile_verified,
-)
+from cycleml.scoring.plan import NotCompilable, compile_pipeline
+from cycleml.scoring.runtime import CompiledScorer, PipelineScorer
+from cycleml.scoring.verify import TOLERANCE, compile_verified
 from cycleml.stages.split import split
 from cycleml.stages.validate import validate
 from tests.conftest import small_params
@@ -255,17 +250,17 @@ def test_a_plan_that_disagrees_is_not_used(
     binary: Trained, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Verification, not trust: a compiler bug (here a wrong mean) means the Pipeline scores."""
-    import cycleml.scoring.compiled as compiled_module
+    import cycleml.scoring.verify as verify_module
 
     pipeline, schema, parts = binary
-    real = compiled_module.compile_pipeline
+    real = verify_module.compile_pipeline
 
     def skewed(p: Pipeline, s: Schema) -> dict[str, Any]:
         plan = real(p, s)
         plan["blocks"][0]["mean"][1] += 5.0
         return plan
 
-    monkeypatch.setattr(compiled_module, "compile_pipeline", skewed)
+    monkeypatch.setattr(verify_module, "compile_pipeline", skewed)
     result = compile_verified(pipeline, schema, [parts["valid"], parts["test"]])
     assert result.kind == "sklearn"
     assert "differs from the Pipeline" in result.reason

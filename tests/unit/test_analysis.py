@@ -9,18 +9,11 @@ from sklearn.pipeline import Pipeline
 
 from cycleml.config import BehaviourCheck, FairnessParams, GoalsParams, TrainParams, XGBoostParams
 from cycleml.data.schema import Schema
-from cycleml.evaluation.analysis import (
-    behaviour_checks,
-    brier_score,
-    calibration,
-    explanations,
-    fairness,
-    feature_sources,
-    gains,
-    learning_verdict,
-    segment_metrics,
-    to_records,
-)
+from cycleml.evaluation.behaviour import behaviour_checks
+from cycleml.evaluation.curves import brier_score, calibration, gains, learning_verdict
+from cycleml.evaluation.explanations import explanations, feature_sources
+from cycleml.evaluation.fairness import fairness
+from cycleml.evaluation.segments import segment_metrics, to_records
 from cycleml.model.pipeline import fit_pipeline
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,8 @@ from cycleml.config import DataParams, DemoSource, FileSource, ValidateParams
 from cycleml.data import contract as dc
 from cycleml.data.checks import leakage_scores, outlier_counts, pii_columns
 from cycleml.data.schema import Schema
-from cycleml.stages.validate import ValidationFailed, validate
+from cycleml.data.validation_report import ValidationFailed
+from cycleml.stages.validate import validate
 
 pytestmark = pytest.mark.unit
 

@@ -8,13 +8,10 @@ import pandas as pd
 import pytest
 
 from cycleml.data.schema import Schema
-from cycleml.stages.explore import (
-    OTHER,
-    association_matrix,
-    cramers_v,
-    explore,
-    report_html,
-)
+from cycleml.exploration.associations import association_matrix, cramers_v
+from cycleml.exploration.buckets import OTHER
+from cycleml.exploration.profile import explore
+from cycleml.exploration.report import report_html
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cycleml.monitor.check import MonitorError, parse_since, psi
+from cycleml.monitor.result import MonitorError
+from cycleml.monitor.statistics import psi
+from cycleml.monitor.window import parse_since
 
 
 def test_since_takes_durations_and_iso_dates() -> None:
@@ -37,7 +39,7 @@ def test_psi_ignores_missing_values_and_handles_constant_outputs() -> None:
 
 def test_a_worse_metric_is_significant_only_when_the_rows_say_so() -> None:
     from cycleml.data.schema import Schema
-    from cycleml.monitor.check import _worse_by_chance
+    from cycleml.monitor.statistics import worse_by_chance as _worse_by_chance
 
     schema = Schema(
         task="classification", target="y", classes=["0", "1"], numeric=["x"], categorical=[]

@@ -11,14 +11,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from cycleml.config import ErrorGoals, GoalsParams, SearchDimension, XGBoostParams
 from cycleml.data.schema import Schema
 from cycleml.paths import Paths
-from cycleml.stages.tune import (
-    _LossReport,
-    check_space,
-    direction,
-    resolve_objective,
-    storage_url,
-    suggest,
-)
+from cycleml.tuning.objective import LossReport
+from cycleml.tuning.space import check_space, direction, resolve_objective, suggest
+from cycleml.tuning.study import storage_url
 
 pytestmark = pytest.mark.unit
 
@@ -133,7 +128,7 @@ def test_relative_sqlite_storage_resolves_against_the_project_root() -> None:
 def test_losses_reach_a_maximising_study_negated_and_every_few_rounds() -> None:
     study = optuna.create_study(direction="maximize")
     trial = study.ask()
-    report = _LossReport(trial, sign=-1.0, every=10)
+    report = LossReport(trial, sign=-1.0, every=10)
     for step in range(25):
         report.report(1.0 - step / 100, step)
     assert report.last_step == 24

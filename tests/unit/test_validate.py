@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from cycleml.config import DataParams, ValidateParams
-from cycleml.stages.validate import ValidationFailed, infer_task, validate
+from cycleml.data.validation import infer_task
+from cycleml.data.validation_report import ValidationFailed
+from cycleml.stages.validate import validate
 
 pytestmark = pytest.mark.unit
 RULES = ValidateParams(min_rows=10, min_class_rows=3)

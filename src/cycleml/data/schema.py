@@ -13,7 +13,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Schema", "label_key", "row_keys"]
+__all__ = ["CATEGORICAL_KINDS", "Schema", "label_key", "row_keys"]
+
+CATEGORICAL_KINDS = frozenset({"interaction"})
+"""Kinds of derived feature (``featurize.derived``) that are categories, not numbers."""
 
 
 def label_key(value: Any) -> str:
@@ -59,15 +62,11 @@ class Schema(BaseModel):
     @property
     def model_numeric(self) -> list[str]:
         """Numeric columns the preprocessing sees: raw and derived."""
-        from cycleml.model.features import CATEGORICAL_KINDS
-
         derived = [d["name"] for d in self.derived if d["kind"] not in CATEGORICAL_KINDS]
         return [*self.numeric, *derived]
 
     @property
     def model_categorical(self) -> list[str]:
-        from cycleml.model.features import CATEGORICAL_KINDS
-
         derived = [d["name"] for d in self.derived if d["kind"] in CATEGORICAL_KINDS]
         return [*self.categorical, *derived]
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cycleml.config import Params, load_params
+from cycleml.config import Params, apply_overrides, load_params
 from cycleml.demo.harness import Service
 from cycleml.evaluation.business import profit
 from cycleml.files import read_json, write_json
@@ -56,8 +56,8 @@ class LoopSettings:
     seed: int = 2026
     keep_source: bool | None = None
     """Retrain on the source too; None: not after a concept drift, yes otherwise."""
-    overrides: dict[str, Any] = field(default_factory=dict)
-    """Params set in the workspace, dotted keys (``evaluate.threshold``) to values."""
+    overrides: tuple[str, ...] = ()
+    """Params set in the workspace: ``KEY=VALUE`` items (``evaluate.threshold=0.4``)."""
 
 
 @dataclass
@@ -88,20 +88,11 @@ def prepare(repo: Path, root: Path, settings: LoopSettings) -> Params:
     raw["tracking"]["tracking_uri"] = "sqlite:///mlflow.db"
     raw["serving"].update(prediction_log="sqlite:///predictions.db", reload_seconds=5)
     raw["serving"]["challenger"]["mode"] = "off"
-    for dotted, value in settings.overrides.items():
-        _set(raw, dotted, value)
+    apply_overrides(raw, settings.overrides)
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     params = load_params(root / "params.yaml")  # a bad override fails here, named
     _run(root, [sys.executable, "-m", "dvc", "init", "--no-scm", "--quiet"], "dvc-init")
     return params
-
-
-def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    node = raw
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
 
 
 def _run(root: Path, command: list[str], name: str) -> None:
@@ -121,7 +112,7 @@ def _run(root: Path, command: list[str], name: str) -> None:
 def _set_param(root: Path, dotted: str, value: Any) -> Params:
     path = root / "params.yaml"
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    _set(raw, dotted, value)
+    apply_overrides(raw, {dotted: value})
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return load_params(path)
 

@@ -1,5 +1,5 @@
 """Evaluation of a fitted Pipeline: metrics, business KPIs, baselines and the in-depth
-analysis (calibration, gains, segments, fairness, explanations, behaviour).
+analyses (curves, segments, fairness, explanations, behaviour).
 
 Pure functions of a model and frames; the ``evaluate`` stage does the files and MLflow,
 ``tune`` and ``register`` call :func:`evaluate` to judge candidates the same way.
@@ -121,7 +121,11 @@ def in_depth(
     Returns the tables for ``dvc plots`` and the JSON reports (fairness limits are
     register gates; behaviour checks are reported).
     """
-    from cycleml.evaluation import analysis
+    from cycleml.evaluation.behaviour import behaviour_checks
+    from cycleml.evaluation.curves import brier_score, calibration, gains
+    from cycleml.evaluation.explanations import explanations
+    from cycleml.evaluation.fairness import fairness
+    from cycleml.evaluation.segments import segment_metrics, to_records
 
     cfg = params.evaluate
     y = schema.encode_target(test[schema.target])
@@ -130,19 +134,19 @@ def in_depth(
     tables: dict[str, pd.DataFrame] = {}
     reports: dict[str, Any] = {}
     if schema.is_binary:
-        tables["calibration.csv"] = analysis.calibration(y, scores[:, 1])
-        reports["brier_score"] = analysis.brier_score(y, scores[:, 1])
+        tables["calibration.csv"] = calibration(y, scores[:, 1])
+        reports["brier_score"] = brier_score(y, scores[:, 1])
         if y.any():
-            tables["gains.csv"] = analysis.gains(y, scores[:, 1])
-    segments, notes = analysis.segment_metrics(
+            tables["gains.csv"] = gains(y, scores[:, 1])
+    segments, notes = segment_metrics(
         test, schema, scores, threshold, list(cfg.segments), params.goals
     )
-    reports["segments"] = {"rows": analysis.to_records(segments), "notes": notes}
-    reports["fairness"] = analysis.fairness(
+    reports["segments"] = {"rows": to_records(segments), "notes": notes}
+    reports["fairness"] = fairness(
         test, schema, y, decided, list(cfg.fairness.sensitive), cfg.fairness
     )
-    importance, per_row = analysis.explanations(model, schema, test, cfg.explain_rows)
+    importance, per_row = explanations(model, schema, test, cfg.explain_rows)
     tables["importance.csv"] = importance
-    reports["explanations"] = analysis.to_records(per_row)
-    reports["behaviour"] = analysis.behaviour_checks(model, schema, test, list(cfg.behaviour))
+    reports["explanations"] = to_records(per_row)
+    reports["behaviour"] = behaviour_checks(model, schema, test, list(cfg.behaviour))
     return tables, reports

@@ -13,16 +13,16 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["CATEGORICAL_KINDS", "DerivedFeatures", "derive"]
+from cycleml.data.schema import CATEGORICAL_KINDS
 
-CATEGORICAL_KINDS = frozenset({"interaction"})
+__all__ = ["CATEGORICAL_KINDS", "DerivedFeatures", "derive", "parse_dates"]
 
 
 def _number(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(frame[column], errors="coerce").astype("float64")
 
 
-def _dates(raw: pd.Series) -> pd.Series:
+def parse_dates(raw: pd.Series) -> pd.Series:
     """Datetimes from whatever a client sends: ISO 8601 text (fast), other date text, a
     mix of zone-aware and naive values (taken as UTC, so naive ones keep their parts);
     anything else is missing."""
@@ -50,7 +50,7 @@ def derive(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.Series:
         # an overflow (huge inputs) is missing, not infinite: the imputer fills it
         return value.where(np.isfinite(value))
     if kind == "date_part":
-        dates = _dates(frame[cols[0]])
+        dates = parse_dates(frame[cols[0]])
         part: pd.Series = getattr(dates.dt, spec["part"])
         return part.astype("float64")
     if kind == "bin":

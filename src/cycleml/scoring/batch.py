@@ -3,11 +3,11 @@
 The file is read and scored in chunks, so memory stays flat however many rows it has:
 Parquet through ``pyarrow.parquet.ParquetFile.iter_batches``, CSV through
 ``pandas.read_csv(chunksize=...)``. Each chunk goes through the ingest text rules for the
-model's input columns (``prepare_inputs``, or ``arrow_inputs`` straight from Parquet) and
-then the version's scorer: the compiled scorer registration verified against the Pipeline,
-or the Pipeline itself. The output (CSV or Parquet, by the target's
-extension) is streamed to a temporary file beside the target and renamed over it at the
-end, so a failure leaves no half file and an earlier output untouched.
+model's input columns (:mod:`cycleml.scoring.inputs`) and then the version's scorer: the
+compiled scorer registration verified against the Pipeline, or the Pipeline itself. The
+output (CSV or Parquet, by the target's extension) is streamed to a temporary file beside
+the target and renamed over it at the end, so a failure leaves no half file and an earlier
+output untouched.
 
 Each output row is the input row's id columns, the prediction (classification: the label,
 with the model's own decision threshold for a binary problem, and ``probability_<class>``
@@ -16,7 +16,6 @@ per class; regression: the value) and the model's name and version, in input ord
 
 from __future__ import annotations
 
-import csv
 import gzip
 import sys
 import time
@@ -30,23 +29,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cycleml.data.schema import Schema
+from cycleml.data.sources import SNIFF_BYTES, sniff_separator
 from cycleml.files import atomic_path
 from cycleml.model.decision import decide
-from cycleml.scoring.compiled import Coded, Column, CompiledScorer
+from cycleml.scoring.inputs import arrow_inputs, is_text_type, prepare_inputs
 from cycleml.scoring.loaded import LoadedModel
+from cycleml.scoring.runtime import CompiledScorer
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = [
-    "BatchError",
-    "BatchReport",
-    "arrow_inputs",
-    "predict_file",
-    "prepare_inputs",
-    "score_table",
-]
+__all__ = ["BatchError", "BatchReport", "predict_file", "score_table"]
 
 Format = Literal["csv", "parquet"]
 _SUFFIXES: dict[str, Format] = {
@@ -55,7 +48,6 @@ _SUFFIXES: dict[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-_SNIFF_BYTES = 64 * 1024
 
 
 class BatchError(ValueError):
@@ -89,114 +81,6 @@ class BatchReport:
             f"-> {self.target}",
             f"{self.seconds:,.1f} s, {self.rows_per_second:,.0f} rows/s{memory}",
         ]
-
-
-def _default_na_values() -> list[str]:
-    from cycleml.config import CleanRules
-
-    return list(CleanRules().na_values)
-
-
-def _clean_text(values: pd.Series, markers: set[str]) -> pd.Series:
-    """Values as stripped text, markers as missing (ingest's rule); once per distinct value."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    cleaned = [None if (text := str(u).strip()) in markers else text for u in uniques]
-    table = np.asarray([*cleaned, None], dtype=object)  # code -1 (missing) picks the None
-    return pd.Series(table[codes], index=values.index, dtype="object")
-
-
-def prepare_inputs(
-    frame: pd.DataFrame, schema: Schema, na_values: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """The model's input columns, cleaned as ingest cleaned the training data.
-
-    Text is stripped and the missing markers (``data.clean.na_values``) become missing;
-    then each column takes the type training gave it, decided by the schema rather than
-    guessed per chunk: numeric columns become float64 (unparsable text -> missing, as in
-    ingest), categorical ones text. Other inputs (sources of derived features, such as a
-    date) are left for the pipeline's own parsing. Rows are never dropped or reordered.
-    """
-    markers = set(_default_na_values() if na_values is None else na_values)
-    out = {col: _prepare_column(frame[col], col, schema, markers) for col in schema.inputs}
-    return pd.DataFrame(out, index=frame.index)
-
-
-def _prepare_column(values: pd.Series, col: str, schema: Schema, markers: set[str]) -> pd.Series:
-    if not pd.api.types.is_numeric_dtype(values) or col in schema.categorical:
-        if not pd.api.types.is_datetime64_any_dtype(values):
-            values = _clean_text(values, markers)
-    if col in schema.numeric:
-        values = pd.to_numeric(values, errors="coerce").astype("float64")
-    return values
-
-
-def arrow_inputs(
-    table: pa.Table, schema: Schema, na_values: Sequence[str] | None = None
-) -> dict[str, Column]:
-    """``prepare_inputs`` for an Arrow table, for the compiled scorer, with no Python object
-    per value: text columns become ``Coded`` through Arrow's dictionary encoding (each
-    distinct value stripped and checked against the markers once), numbers float64 arrays.
-    A column of any other type is prepared by ``prepare_inputs``' own rules."""
-    import pyarrow.compute as pc
-
-    markers = pa.array(sorted(_default_na_values() if na_values is None else na_values))
-    out: dict[str, Column] = {}
-    for col in schema.inputs:
-        array = table.column(col).combine_chunks()
-        kind = array.type
-        if pa.types.is_dictionary(kind) and _is_text(kind.value_type):
-            if len(array.dictionary) > len(array):  # a whole row group's: encode this chunk
-                array = pc.dictionary_encode(array.dictionary_decode())
-            kind = array.type
-        elif _is_text(kind):
-            array = pc.dictionary_encode(array)
-        if pa.types.is_dictionary(kind):
-            numbers = _text_numbers(array, markers) if col in schema.numeric else None
-            out[col] = numbers if numbers is not None else _coded_text(array, markers)
-        elif col in schema.numeric and (
-            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
-        ):
-            out[col] = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
-        else:
-            marker_set = set(markers.to_pylist())
-            out[col] = _prepare_column(array.to_pandas(), col, schema, marker_set)
-    return out
-
-
-# str.strip()'s whitespace, so Arrow trims exactly what ingest's Python code trims
-_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
-
-
-def _coded_text(array: pa.DictionaryArray, markers: pa.Array) -> Coded:
-    """Dictionary-encoded text as Coded: each distinct value stripped, markers missing."""
-    import pyarrow.compute as pc
-
-    trimmed = pc.utf8_trim(array.dictionary, characters=_WHITESPACE)
-    marker = pc.is_in(trimmed, value_set=markers).to_numpy(zero_copy_only=False)
-    texts = trimmed.to_numpy(zero_copy_only=False)
-    texts[marker] = None
-    remap = np.append(np.where(marker, -1, np.arange(len(texts))), -1)
-    codes = pc.fill_null(array.indices, -1).to_numpy(zero_copy_only=False).astype("int64")
-    return Coded(remap[codes], texts)
-
-
-def _text_numbers(array: pa.DictionaryArray, markers: pa.Array) -> np.ndarray | None:
-    """Numbers stored as text, parsed by Arrow, when every value that is not a missing
-    marker parses; None otherwise (then pandas' ``to_numeric`` rules decide, per value)."""
-    import pyarrow.compute as pc
-
-    trimmed = pc.utf8_trim(array.dictionary, characters=_WHITESPACE)
-    trimmed = pc.if_else(pc.is_in(trimmed, value_set=markers), None, trimmed)
-    try:
-        parsed = pc.cast(trimmed, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    values = pa.DictionaryArray.from_arrays(array.indices, parsed).dictionary_decode()
-    return np.asarray(values.to_numpy(zero_copy_only=False), dtype="float64")
 
 
 def _prediction_fields(model: LoadedModel) -> list[pa.Field]:
@@ -252,14 +136,11 @@ def _format(path: Path) -> Format:
 
 
 def _sniff_sep(path: Path) -> str:
-    """The separator, guessed as ingest guesses it; ',' when unsure."""
+    """The separator, guessed by ingest's rule (``sniff_separator``); ',' when unsure."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as fh:
-        sample = fh.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+        sample = fh.read(SNIFF_BYTES).decode("utf-8", errors="replace")
+    return sniff_separator(sample)
 
 
 @dataclass(frozen=True)
@@ -282,7 +163,7 @@ def _parquet_input(
     import pyarrow.parquet as pq
 
     names = pq.read_schema(path)
-    text = [f.name for f in names if f.name.strip() in dictionary and _is_text(f.type)]
+    text = [f.name for f in names if f.name.strip() in dictionary and is_text_type(f.type)]
     file = pq.ParquetFile(path, read_dictionary=[n for n in text if n.strip() not in id_columns])
     columns = {name: name.strip() for name in file.schema_arrow.names}
     id_types = {columns[f.name]: f.type for f in file.schema_arrow if columns[f.name] in id_columns}

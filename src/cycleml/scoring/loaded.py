@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cycleml.data.schema import Schema
 from cycleml.model.decision import DEFAULT_THRESHOLD
 from cycleml.names import SCHEMA_ARTIFACT, SCORER_PLAN, SCORER_TAG, THRESHOLD_TAG
-from cycleml.scoring.compiled import CompiledScorer, PipelineScorer, Scorer
+from cycleml.scoring.runtime import CompiledScorer, PipelineScorer, Scorer
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

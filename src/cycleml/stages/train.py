@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from cycleml.config import Params
 from cycleml.data.schema import Schema, row_keys
-from cycleml.evaluation.analysis import learning_verdict
+from cycleml.evaluation.curves import learning_verdict
 from cycleml.files import read_json, write_csv, write_json
 from cycleml.model.pipeline import fit_pipeline, iteration_range, predict_scores, with_overrides
 from cycleml.names import SCHEMA_ARTIFACT, SEEN_ROWS

@@ -1,0 +1,248 @@
+"""The two sides a check compares, read: the current window (the prediction log by row
+count, time or model version, or a ``--current`` file scored with a registered version),
+made ready for the checks, and that version's reference profile."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+
+from cycleml.config import DataParams
+from cycleml.data.schema import Schema
+from cycleml.monitor.reference import canonical_target, with_predictions
+from cycleml.monitor.result import MonitorError
+from cycleml.names import REFERENCE_ARTIFACT as ARTIFACT
+from cycleml.scoring.inputs import prepare_inputs
+from cycleml.scoring.loaded import LoadedModel
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["from_file", "from_log", "load_reference", "parse_since", "prepare_window"]
+
+_SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``24h``, ``30m``, ``7d``, ``2w`` ago, or an ISO date/time, as a Unix time."""
+    now = time.time() if now is None else now
+    if match := _SINCE.match(text.strip()):
+        return now - float(match[1]) * _UNITS[match[2]]
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MonitorError(
+            f"--since {text!r}: use a duration such as 24h, 30m, 7d, or an ISO date "
+            "such as 2026-11-20 or 2026-11-20T08:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def _decode(texts: pd.Series) -> list[Any]:
+    """JSON texts to Python values (one C-level parse per value)."""
+    import orjson
+
+    return [orjson.loads(t) if t is not None else None for t in texts]
+
+
+def _json_columns(texts: pd.Series, schema: pa.Schema) -> pd.DataFrame:
+    """JSON objects, one per text, as columns of ``schema``'s types, parsed by Arrow in
+    C++ (fields outside the schema are ignored; absent ones are null)."""
+    import io
+
+    import pyarrow.json as pj
+
+    data = ("\n".join(texts)).encode()
+    table = pj.read_json(
+        io.BytesIO(data),
+        read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(data) + 1, 1 << 28))),
+        parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+    )
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
+
+
+def _log_types(model: LoadedModel) -> tuple[pa.Schema, pa.Schema]:
+    """The Arrow types of a logged request record and of a logged answer."""
+    schema = model.schema
+    numeric = set(schema.numeric)
+    inputs = pa.schema(
+        [pa.field(c, pa.float64() if c in numeric else pa.string()) for c in schema.inputs]
+    )
+    if schema.task == "regression":
+        answer = pa.schema([pa.field("prediction", pa.float64())])
+    else:
+        probabilities = pa.struct([pa.field(c, pa.float64()) for c in schema.classes])
+        answer = pa.schema(
+            [pa.field("prediction", pa.string()), pa.field("probabilities", probabilities)]
+        )
+    return inputs, answer
+
+
+def _window_rows(raw: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
+    """One chunk of log rows as a table: inputs, outputs, label, time and request id."""
+    input_types, answer_types = _log_types(model)
+    rows = _json_columns(raw["inputs"], input_types)
+    answers = _json_columns(raw["outputs"], answer_types)
+    rows["prediction"] = answers["prediction"].to_numpy()
+    if "probabilities" in answers:
+        for cls in model.schema.classes:
+            rows[f"probability_{cls}"] = [
+                p.get(cls) if isinstance(p, dict) else None for p in answers["probabilities"]
+            ]
+    rows["_label"] = _decode(raw["label"])
+    rows["_ts"] = raw["ts"].to_numpy()
+    rows["_request_id"] = raw["request_id"].to_numpy()
+    return rows
+
+
+def from_log(
+    url: str,
+    model_name: str,
+    load: Callable[[str], LoadedModel],
+    *,
+    last: int | None = None,
+    since: float | None = None,
+    version: str | None = None,
+    chunk_rows: int = 100_000,
+) -> tuple[pd.DataFrame, LoadedModel]:
+    """Served predictions from the prediction log, with their labels where they arrived.
+
+    One model version per window (a reference belongs to one version): ``version``, or
+    else the version that answered the newest row; ``load`` turns it into the model.
+    Returns the rows, oldest first (inputs, prediction, probabilities, ``_label``,
+    ``_ts``, ``_request_id``), and the model. Read in chunks, JSON parsed by Arrow.
+    """
+    import sqlalchemy as sa
+
+    from cycleml.serve.predlog import FEEDBACK, PREDICTIONS
+
+    p, f = PREDICTIONS.c, FEEDBACK.c
+    engine = sa.create_engine(url)
+    chunks: list[pd.DataFrame] = []
+    try:
+        with engine.connect() as conn:
+            base = sa.and_(p.role == "served", p.model_name == model_name)
+            if version is None:
+                newest = conn.execute(
+                    sa.select(p.model_version).where(base).order_by(p.ts.desc()).limit(1)
+                ).scalar()
+                if newest is None:
+                    raise MonitorError(
+                        f"the prediction log ({url}) has no served predictions of "
+                        f"{model_name!r} yet; send traffic first, or monitor a file "
+                        "with --current"
+                    )
+                version = str(newest)
+            query = (
+                sa.select(p.request_id, p.ts, p.inputs, p.outputs, f.label)
+                .select_from(PREDICTIONS.outerjoin(FEEDBACK, p.request_id == f.request_id))
+                .where(base, p.model_version == version)
+                .order_by(p.ts.desc())
+            )
+            if since is not None:
+                query = query.where(p.ts >= since)
+            if last is not None:
+                query = query.limit(last)
+            model: LoadedModel | None = None
+            for raw in pd.read_sql(query, conn, chunksize=chunk_rows):
+                if raw.empty:
+                    continue
+                model = model or load(version)
+                chunks.append(_window_rows(raw, model))
+    except sa.exc.OperationalError as err:
+        raise MonitorError(f"cannot read the prediction log {url}: {err.orig}") from None
+    finally:
+        engine.dispose()
+    if model is None or not chunks:
+        raise MonitorError(f"no served predictions of {model_name} v{version} in this window")
+    rows = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    return rows.iloc[::-1].reset_index(drop=True), model
+
+
+def from_file(path: Path, model: LoadedModel, data: DataParams) -> pd.DataFrame:
+    """Rows of a CSV or Parquet file, read and cleaned as ingest reads and cleans the
+    source (separator, encoding, missing markers, numbers stored as text), scored by
+    ``model``; its target column, when present, gives the labels."""
+    from cycleml.config import FileSource
+    from cycleml.data.cleaning import clean
+    from cycleml.data.sources import IngestError, read_source
+
+    options = data.source.model_dump() if isinstance(data.source, FileSource) else {}
+    source = FileSource.model_validate({**options, "kind": "file", "path": str(path)})
+    # every row is data to judge: keep duplicates and empty columns, drop nothing
+    rules = data.clean.model_copy(update={"drop_duplicates": False, "drop_empty_columns": False})
+    as_ingest = data.model_copy(update={"source": source, "clean": rules, "drop_columns": []})
+    try:
+        frame, _ = clean(read_source(source), as_ingest)
+    except IngestError as err:
+        raise MonitorError(f"--current {path}: {err}") from None
+    missing = [c for c in model.schema.inputs if c not in frame.columns]
+    if missing:
+        raise MonitorError(
+            f"{path} lacks column(s) {', '.join(missing)} that {model.name} v{model.version} "
+            "was trained with; add them"
+        )
+    if frame.empty:
+        raise MonitorError(f"{path} has no rows to monitor")
+    out = with_predictions(frame, model, data.clean.na_values)
+    target = data.target
+    out["_label"] = frame[target].to_numpy() if target in frame.columns else None
+    return out
+
+
+def load_reference(client: MlflowClient, run_id: str, fallback: Path | None) -> pd.DataFrame:
+    """The reference profile logged on ``run_id``; else ``fallback`` (models/reference.parquet)."""
+    import tempfile
+
+    import mlflow.artifacts
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="cycleml-reference-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=ARTIFACT,
+                dst_path=tmp,
+                tracking_uri=client.tracking_uri,
+            )
+            return pd.read_parquet(local)
+    except Exception:  # noqa: BLE001 - older runs have no profile: try the local one
+        if fallback is not None and fallback.exists():
+            return pd.read_parquet(fallback)
+    raise MonitorError(
+        f"training run {run_id} has no {ARTIFACT} (trained before monitoring existed?) and "
+        "models/reference.parquet is missing: run `dvc repro` to build the reference"
+    )
+
+
+def prepare_window(
+    current: pd.DataFrame, schema: Schema, na_values: list[str] | None
+) -> pd.DataFrame:
+    """``current``'s inputs cleaned as the model reads them, and its ``_label`` column as
+    the target, in the model's class names (None where no label arrived)."""
+    missing = [c for c in schema.inputs if c not in current.columns]
+    if missing:
+        raise MonitorError(f"the window lacks model input column(s): {', '.join(missing)}")
+    cleaned = prepare_inputs(current, schema, na_values)
+    current = current.copy(deep=False)  # columns below are replaced, never written into
+    for col in schema.inputs:
+        current[col] = cleaned[col]
+    labels = current["_label"] if "_label" in current else pd.Series(None, index=current.index)
+    current[schema.target] = None
+    if labels.notna().any():
+        present = labels.notna()
+        try:
+            current.loc[present, schema.target] = canonical_target(schema, labels[present])
+        except ValueError as err:
+            raise MonitorError(f"feedback labels: {err}") from None
+    return current
