@@ -20,7 +20,6 @@ import logging
 import os
 import random
 import sys
-import threading
 import time
 from typing import Any
 
@@ -31,13 +30,13 @@ from pydantic import BaseModel, ConfigDict
 
 from cycleml.config import load_params
 from cycleml.model.tracking import configure, tracking_uri
-from cycleml.names import TAG_SERVICE
 from cycleml.paths import project_paths
 from cycleml.serve import served as serving
 from cycleml.serve.edge import Edge
+from cycleml.serve.follower import AliasFollower
 from cycleml.serve.predlog import PredictionLog, UnknownRequest
 
-log = logging.getLogger(TAG_SERVICE)
+log = logging.getLogger("cycleml.service")
 PARAMS = load_params(os.environ.get("CYCLEML_PARAMS", "params.yaml"))
 PATHS = project_paths()
 MODEL_NAME = PARAMS.register_.model_name
@@ -130,20 +129,20 @@ def _freeze_heap() -> None:
 @bentoml.asgi_app(app)
 class CycleML:
     def __init__(self) -> None:
-        self.client = configure(PARAMS.tracking, PATHS)
-        self.served = serving.load(self.client, MODEL_NAME, REF)
-        self.registry: dict[str, Any] = {}
-        self._registry_status(None)
-        self.challenger: serving.Served | None = None
+        self.models = AliasFollower(
+            configure(PARAMS.tracking, PATHS),
+            MODEL_NAME,
+            PARAMS.serving.alias,
+            challenger=CHALLENGER.alias if CHALLENGER.mode != "off" else None,
+            on_status=lambda reachable: REGISTRY_UP.set(1 if reachable else 0),
+            on_swap=_freeze_heap,
+        )
         self.log = PredictionLog(PATHS.database_url(PARAMS.serving.prediction_log))
         self._random = random.Random()
         self._answered = 0
         self._reported_failures = 0
-        self._swap = threading.Lock()
-        self._stop = threading.Event()
-        self._reload_challenger()
         if PARAMS.serving.reload_seconds:
-            threading.Thread(target=self._follow_alias, daemon=True).start()
+            self.models.follow(PARAMS.serving.reload_seconds)
         _freeze_heap()
 
     # --- scoring ------------------------------------------------------------------------
@@ -183,8 +182,8 @@ class CycleML:
             )
         # one version per request, even during a swap
         served, shadow = serving.route(
-            self.served,
-            self.challenger,
+            self.models.served,
+            self.models.challenger,
             CHALLENGER.mode,
             CHALLENGER.canary_share,
             self._random.random(),
@@ -242,9 +241,9 @@ class CycleML:
         """The served version (name, alias, run, data hashes, commit, inputs), the prediction
         log's counters, and whether the registry answered the last alias check."""
         return {
-            **self.served.metadata(),
+            **self.models.served.metadata(),
             "prediction_log": self.log.stats.__dict__,
-            "registry": self.registry,
+            "registry": self.models.registry,
         }
 
     @app.post("/admin/reload")
@@ -256,53 +255,9 @@ class CycleML:
             raise HTTPException(403, f"admin actions are off: set {PARAMS.serving.admin_token_env}")
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise HTTPException(401, "a valid admin token is required (Authorization: Bearer …)")
-        before = self.served.version
-        self._reload()
-        return {"before": before, "now": self.served.version}
-
-    def _reload(self) -> None:
-        with self._swap:
-            try:
-                current = serving.resolve_version(self.client, MODEL_NAME, REF)
-                self._registry_status(None)
-                if current == self.served.version:
-                    return
-                fresh = serving.load(self.client, MODEL_NAME, REF)
-            except Exception as err:  # noqa: BLE001 - keep serving the loaded version
-                log.warning("reload failed, still serving v%s: %s", self.served.version, err)
-                self._registry_status(err)
-                return
-            log.info("swapping v%s -> v%s", self.served.version, fresh.version)
-            self.served = fresh  # atomic: in-flight requests finish on the old object
-        _freeze_heap()
-
-    def _registry_status(self, err: Exception | None) -> None:
-        """What /metadata and the cycleml_registry_reachable gauge say about the store."""
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0] if err else None
-        self.registry = {
-            "reachable": err is None,
-            "checked_at": time.time(),
-            "error": first[:300] if first else None,
-            "serving": self.served.version,
-        }
-        REGISTRY_UP.set(0 if err else 1)
-
-    def _reload_challenger(self) -> None:
-        if CHALLENGER.mode == "off":
-            return
-        try:
-            ref = "@" + CHALLENGER.alias
-            current = serving.resolve_version(self.client, MODEL_NAME, ref)
-            if self.challenger is None or self.challenger.version != current:
-                self.challenger = serving.load(self.client, MODEL_NAME, ref)
-        except Exception as err:  # noqa: BLE001 - no challenger yet is normal
-            log.info("no %s challenger: %s", CHALLENGER.mode, err)
-            self.challenger = None
-
-    def _follow_alias(self) -> None:
-        while not self._stop.wait(PARAMS.serving.reload_seconds):
-            self._reload()
-            self._reload_challenger()
+        before = self.models.served.version
+        self.models.reload()
+        return {"before": before, "now": self.models.served.version}
 
     def _report_log_failures(self) -> None:
         failures = self.log.stats.failed_writes
@@ -312,7 +267,7 @@ class CycleML:
 
     @bentoml.on_shutdown
     def close(self) -> None:
-        self._stop.set()
+        self.models.stop()
         self.log.close()
 
 

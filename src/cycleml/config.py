@@ -45,7 +45,7 @@ class _Strict(BaseModel):
 
 
 class DemoSource(_Strict):
-    """The bundled churn generator (see ``cycleml.demo``)."""
+    """The bundled churn generator (see ``cycleml.data.demo``)."""
 
     kind: Literal["demo"]
     rows: int = Field(20_000, gt=0)

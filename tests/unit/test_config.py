@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cycleml.config import ConfigError, load_params, params_hash, parse_params
+from cycleml.config import ConfigError, apply_overrides, load_params, params_hash, parse_params
 from tests.conftest import REPO, repo_params
 
 pytestmark = pytest.mark.unit
@@ -84,3 +84,32 @@ def test_params_hash_changes_with_any_knob() -> None:
     assert params_hash(parse_params(repo_params())) == before
     raw["train"]["xgboost"]["max_depth"] = 9
     assert params_hash(parse_params(raw)) != before
+
+
+def test_overrides_read_values_as_yaml_and_create_blocks() -> None:
+    raw = {"tune": {"n_trials": 20}}
+    out = apply_overrides(raw, ["tune.n_trials=2", "evaluate.threshold=auto", "a.b=[1, x]"])
+    assert out is raw
+    assert raw["tune"]["n_trials"] == 2
+    assert raw["evaluate"] == {"threshold": "auto"}
+    assert raw["a"]["b"] == [1, "x"]
+
+
+def test_overrides_take_a_mapping_of_typed_values() -> None:
+    raw: dict[str, object] = {}
+    apply_overrides(raw, {"split.seed": 7, "data.source.rows": 300})
+    assert raw == {"split": {"seed": 7}, "data": {"source": {"rows": 300}}}
+
+
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        ("tune.n_trials", "use KEY=VALUE"),
+        ("=3", "use KEY=VALUE"),
+        ("a=[1", "not valid YAML"),
+        ("tune.n_trials.x=1", "tune.n_trials is a value"),
+    ],
+)
+def test_a_bad_override_is_named(item: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        apply_overrides({"tune": {"n_trials": 20}}, [item])

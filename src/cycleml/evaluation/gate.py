@@ -20,7 +20,7 @@ from cycleml.data.schema import Schema, row_keys
 from cycleml.evaluation.metrics import advantage, better
 from cycleml.files import read_json
 from cycleml.model.decision import DEFAULT_THRESHOLD
-from cycleml.names import SEEN_ROWS
+from cycleml.names import SCHEMA_ARTIFACT, SEEN_ROWS
 from cycleml.paths import Paths
 
 if TYPE_CHECKING:
@@ -109,16 +109,19 @@ def compare_with_champion(
     its own training data. A champion for another problem is replaced; one that cannot be
     scored fairly (too few unseen rows, a load failure) is kept.
     """
+    import mlflow
+
     from cycleml.evaluation.evaluator import evaluate
     from cycleml.model.loading import load_local_model
     from cycleml.scoring.loaded import load_model
 
     label = f"champion v{version.version}"
-    try:  # the one loader: pipeline, schema and the threshold it was judged with
-        champion = load_model(client, version.name, str(version.version))
+    try:  # the schema alone settles "another problem": no model download for that
+        old_schema = Schema.model_validate(
+            mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{SCHEMA_ARTIFACT}")
+        )
     except Exception as err:  # noqa: BLE001 - any failure means "not comparable"
-        return Comparison("unknown", f"{label} cannot be loaded ({type(err).__name__}: {err})")
-    old_schema = champion.schema
+        return Comparison("unknown", f"{label} has no readable schema ({type(err).__name__})")
     if (old_schema.task, old_schema.target, old_schema.classes) != (
         schema.task,
         schema.target,
@@ -135,7 +138,8 @@ def compare_with_champion(
             "unknown", f"only {len(unseen)} test rows are unseen by the {label}: not comparable"
         )
     try:
-        # each model decides with its own threshold, chosen when it was evaluated
+        # the one loader; each model decides with the threshold it was evaluated with
+        champion = load_model(client, version.name, str(version.version))
         old, _ = evaluate(champion.pipeline, old_schema, unseen, champion.threshold, params.goals)
         new_cut = read_json(paths.metrics("evaluate")).get("decision_threshold")
         new, _ = evaluate(

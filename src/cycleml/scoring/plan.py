@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from cycleml.data.schema import Schema
-from cycleml.model.pipeline import iteration_range
 
 __all__ = ["PLAN_VERSION", "NotCompilable", "compile_pipeline"]
 
@@ -138,6 +137,7 @@ def compile_pipeline(pipeline: Any, schema: Schema) -> dict[str, Any]:
     from sklearn.compose import ColumnTransformer
 
     from cycleml.model.features import DerivedFeatures
+    from cycleml.model.pipeline import iteration_range
 
     steps = dict(pipeline.steps)
     if list(steps) != ["derive", "preprocess", "model"]:

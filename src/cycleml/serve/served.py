@@ -2,7 +2,7 @@
 build the request schema from the model's own schema, score records.
 
 ``serving/service.py`` is a thin BentoML shell around these functions. It scores through
-the version's compiled scorer (``cycleml.compiled``), which registration verified against
+the version's compiled scorer (``cycleml.scoring.runtime``), which registration verified against
 the very Pipeline training saved, or through that Pipeline when there is none.
 """
 

@@ -18,8 +18,8 @@ __all__ = ["run"]
 
 
 def run(params: Params, paths: Paths) -> IngestReport:
-    data = params.data
     """Read the source and the partitions, clean them, write ``data/raw/data.parquet``."""
+    data = params.data
     found = IngestReport()
     frame = read_all(data, paths, found)
     if frame.empty:
