@@ -39,7 +39,7 @@ def test_psi_ignores_missing_values_and_handles_constant_outputs() -> None:
 
 def test_a_worse_metric_is_significant_only_when_the_rows_say_so() -> None:
     from cycleml.data.schema import Schema
-    from cycleml.monitor.statistics import worse_by_chance as _worse_by_chance
+    from cycleml.monitor.statistics import worse_by_chance
 
     schema = Schema(
         task="classification", target="y", classes=["0", "1"], numeric=["x"], categorical=[]
@@ -52,12 +52,12 @@ def test_a_worse_metric_is_significant_only_when_the_rows_say_so() -> None:
         return y, np.column_stack([1 - p, p])
 
     reference = rows(5000, 0.2)
-    same = _worse_by_chance("log_loss", schema, reference, rows(5000, 0.2))
-    worse = _worse_by_chance("log_loss", schema, reference, rows(5000, 0.5))
+    same = worse_by_chance("log_loss", schema, reference, rows(5000, 0.2))
+    worse = worse_by_chance("log_loss", schema, reference, rows(5000, 0.5))
     assert same is not None and same > 0.01
     assert worse is not None and worse < 1e-6
-    auc_worse = _worse_by_chance("roc_auc", schema, reference, rows(5000, 0.6))
+    auc_worse = worse_by_chance("roc_auc", schema, reference, rows(5000, 0.6))
     assert auc_worse is not None and auc_worse < 1e-6
-    tiny = _worse_by_chance("roc_auc", schema, reference, rows(40, 0.3))
+    tiny = worse_by_chance("roc_auc", schema, reference, rows(40, 0.3))
     assert tiny is not None and tiny > 0.01  # 40 rows cannot show a small drop
-    assert _worse_by_chance("f1", schema, reference, rows(100, 0.2)) is None
+    assert worse_by_chance("f1", schema, reference, rows(100, 0.2)) is None

@@ -24,7 +24,7 @@ from cycleml.config import DataParams, DerivedFeature, Params, ValidateParams
 from cycleml.data.schema import Schema
 from cycleml.data.validation import validate_table
 from cycleml.data.validation_report import ValidationReport, report_html
-from cycleml.files import write_json, write_text
+from cycleml.files import read_json, write_json, write_text
 from cycleml.paths import Paths
 
 __all__ = ["run", "validate"]
@@ -58,10 +58,8 @@ def validate(
 def _dropped_by_ingest(paths: Paths) -> dict[str, str]:
     """The columns ingest dropped and why (an empty column is dropped, so the contract
     would only see it missing); empty when the report is absent or unreadable."""
-    import json
-
     try:
-        found = json.loads(paths.report("ingest.json").read_text(encoding="utf-8"))
+        found = read_json(paths.report("ingest.json"))
         return {str(k): str(v) for k, v in dict(found.get("dropped_columns") or {}).items()}
     except (OSError, ValueError, TypeError, AttributeError):
         return {}
