@@ -296,6 +296,62 @@ def test_promoting_a_new_champion_under_traffic_fails_no_request(server: Server)
     assert server.call("/metadata")[1]["model_version"] == new
 
 
+def _thread_ticks(pid: int) -> dict[int, int]:
+    """CPU ticks (user + system) of each thread of process ``pid``, from /proc."""
+    ticks = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        ticks[int(tid)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_a_worker_spends_its_cpu_on_requests_not_on_spinning_threads(server: Server) -> None:
+    """Issue 20: XGBoost's OpenMP threads busy-waited after every one-record prediction,
+    so a worker burned about twice the CPU its requests needed (a second thread as busy as
+    the event loop). The worker's CPU over 1,000 sequential requests, all threads, must
+    stay close to what its event loop thread spends."""
+    import http.client
+
+    import psutil
+
+    workers = [
+        p
+        for p in psutil.Process(server.process.pid).children(recursive=True)
+        if "_bentoml_impl.worker" in " ".join(p.cmdline())
+    ]
+    assert len(workers) == 1, workers
+    pid = workers[0].pid
+    host, port = server.url.removeprefix("http://").split(":")
+    body = json.dumps({"records": records(server, 1)})
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def predict(times: int) -> None:
+        for _ in range(times):
+            connection.request("POST", "/predict", body, {"content-type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+
+    predict(50)  # warm-up
+    before = _thread_ticks(pid)
+    predict(1000)
+    after = _thread_ticks(pid)
+    connection.close()
+    spent = {tid: ticks - before.get(tid, 0) for tid, ticks in after.items()}
+    loop, total = spent[pid], sum(spent.values())
+    assert loop > 0
+    busiest_other = max((t for tid, t in spent.items() if tid != pid), default=0)
+    assert total <= 1.5 * loop, (
+        f"the worker spent {total} ticks on 1,000 requests, its event loop {loop}: other "
+        f"threads {sorted(spent.values())[-4:]} (the busiest: {busiest_other})"
+    )
+
+
 def test_fuzzing_from_the_openapi_document_finds_no_server_error(server: Server) -> None:
     """A small Schemathesis run in CI (`make fuzz` runs thousands): every generated
     request, valid or not, gets a documented answer naming the problem, never a 5xx."""

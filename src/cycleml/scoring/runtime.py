@@ -5,6 +5,13 @@ it pandas and sklearn bookkeeping around a booster that needs a fraction of one.
 :class:`CompiledScorer` runs a plan (:mod:`cycleml.scoring.plan`) as numpy arithmetic and
 lookups on records (the service), frames, or prepared columns (batch), then feeds XGBoost's
 ``inplace_predict``. :class:`PipelineScorer` is the reference, and the fallback.
+
+Threads: XGBoost runs every prediction in an OpenMP team, and after each call the team's
+threads busy-wait for the next one. At hundreds of one-record requests a second they never
+go to sleep, so a served worker burned a second core doing nothing (issue 20); on a machine
+where that core is taken, the spinning thread halved the scorer's share of the only core
+left. Small inputs (under :data:`PARALLEL_ROWS` rows) are scored by a one-thread copy of
+the booster, which never starts a team; larger ones by a copy that uses every core.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ __all__ = ["CompiledScorer", "PipelineScorer", "Scorer"]
 
 _SMALL = 64
 """Up to this many records are scored one by one in plain Python; more, column by column."""
+PARALLEL_ROWS = 256
+"""From this many rows on, a prediction uses every core; below, one thread. Measured on the
+demo model (2 cores): one thread is faster up to ~64 rows and within 0.05 ms at 256, and
+two threads pay off from ~1,000 rows (`make bench`'s noisy-neighbour section)."""
 _INFINITE = "column {!r} holds an infinite number; send a finite number, or null if unknown"
 
 
@@ -101,7 +112,8 @@ class _Lookup:
 class CompiledScorer:
     """Scores through a plan from :func:`compile_pipeline` and the Pipeline's own booster.
 
-    Thread-safe: scoring reads the plan and calls XGBoost's lock-free ``inplace_predict``.
+    Thread-safe: scoring reads the plan and calls XGBoost's lock-free ``inplace_predict``
+    on one of two copies of the booster: one thread for small inputs, every core for large.
     """
 
     kind = "compiled"
@@ -112,6 +124,9 @@ class CompiledScorer:
             raise NotCompilable(f"plan version {plan.get('version')} is not {PLAN_VERSION}")
         self.plan = plan
         self.booster = booster
+        self._one_thread, self._all_threads = booster.copy(), booster.copy()
+        self._one_thread.set_param({"nthread": 1})
+        self._all_threads.set_param({"nthread": 0})  # 0: every core this process may use
         self.inputs = list(inputs)
         self.binary = plan["task"] == "classification" and plan["classes"] == 2
         self._range = tuple(plan["iteration_range"])
@@ -216,7 +231,8 @@ class CompiledScorer:
         if len(x) == 0:
             classes = self.plan["classes"] if self.plan["task"] == "classification" else 0
             return np.empty((0, classes) if classes else 0, dtype="float32")
-        raw = self.booster.inplace_predict(x, iteration_range=self._range, validate_features=False)
+        booster = self._one_thread if len(x) < PARALLEL_ROWS else self._all_threads
+        raw = booster.inplace_predict(x, iteration_range=self._range, validate_features=False)
         if self.binary:  # XGBClassifier.predict_proba's layout
             return np.column_stack([1.0 - raw, raw])
         return np.asarray(raw)
