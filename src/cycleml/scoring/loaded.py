@@ -2,7 +2,9 @@
 
 Everything that scores a registered version (batch files, the service, monitor, the loop,
 register's comparison with the champion) loads it here: the Pipeline, the training run's
-schema, the decision threshold evaluate chose for it, and its compiled scorer.
+schema, the decision threshold evaluate chose for it, its compiled scorer and its input
+example. The Pipeline is deserialised by :func:`cycleml.model.loading.load_pipeline`:
+skops only, with cycleml's own trusted types; a pickle version is refused unopened.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LoadedModel", "load_model"]
 
+_INPUT_EXAMPLE = "input_example.json"
+"""Where ``mlflow.sklearn`` saves a DataFrame input example in the model directory."""
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -41,6 +46,9 @@ class LoadedModel:
     scorer: Scorer = None  # type: ignore[assignment]
     """What scores: the compiled scorer saved with the version, or the Pipeline itself
     (the default, and the fallback)."""
+    example: list[dict[str, Any]] = field(default_factory=list)
+    """A few input records saved with the version (its MLflow input example), so a server
+    can score them before it serves the version; empty when the version has none."""
 
     def __post_init__(self) -> None:
         if self.scorer is None:
@@ -57,12 +65,14 @@ def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> Loade
 
     Raises:
         RegistryError: ``ref`` names no version of ``name``.
+        UnsafeModelError: the version is not a skops model cycleml can load safely (e.g.
+            pickle); nothing of it was deserialised.
     """
     import tempfile
 
     import mlflow.artifacts
-    import mlflow.sklearn
 
+    from cycleml.model.loading import load_pipeline
     from cycleml.model.registry import resolve
 
     version = resolve(client, name, ref)
@@ -73,7 +83,8 @@ def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> Loade
             dst_path=str(Path(tmp) / "model"),
             tracking_uri=client.tracking_uri,
         )
-        pipeline: Pipeline = mlflow.sklearn.load_model(local)
+        pipeline = load_pipeline(Path(local), f"{name} version {number}")
+        example = _example(Path(local))
         schema_file = mlflow.artifacts.download_artifacts(
             run_id=version.run_id,
             artifact_path=SCHEMA_ARTIFACT,
@@ -95,7 +106,21 @@ def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> Loade
         run_id=str(version.run_id),
         tags=dict(version.tags or {}),
         scorer=scorer,
+        example=example,
     )
+
+
+def _example(model_dir: Path) -> list[dict[str, Any]]:
+    """The input example MLflow saved beside the model (split-oriented JSON) as records.
+
+    Read as plain JSON: it comes from the artifact, like the model, and is only data.
+    """
+    try:
+        saved = json.loads((model_dir / _INPUT_EXAMPLE).read_text(encoding="utf-8"))
+        columns, rows = list(saved["columns"]), list(saved["data"])
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _scorer(

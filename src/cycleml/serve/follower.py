@@ -6,24 +6,50 @@ The service answers with :attr:`AliasFollower.served` (and routes to
 it names another version, that version is loaded first and swapped in after, in one
 assignment, so in-flight requests finish on the object they started with. A registry that
 does not answer leaves the loaded version serving and is reported in :attr:`registry`.
+
+Before a version is swapped in it must load (skops only, cycleml's trusted types: see
+:mod:`cycleml.model.loading`) and score its own input example the way requests are scored.
+A version that fails either is refused: the loaded one keeps serving, and the refusal (the
+version and why) is logged once and reported in :attr:`registry` until the alias moves.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cycleml.serve.served import Served, load, resolve_version
+from cycleml.serve.served import Served, load, resolve_version, score
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["AliasFollower"]
+__all__ = ["AliasFollower", "rehearse"]
 
 log = logging.getLogger(__name__)
+
+
+def rehearse(served: Served) -> Served:
+    """``served``, after it scored its own input example as a request would be scored.
+
+    A version with no saved example scores one record of nulls (every input is imputed).
+    A version that loads but cannot answer, e.g. one built for other columns, fails here
+    instead of answering 500 to every request once it is served.
+
+    Raises:
+        ValueError: the scores are not finite numbers; or whatever scoring raised.
+    """
+    records = served.example or [dict.fromkeys(served.schema.inputs)]
+    for answer in score(served, records):
+        numbers = list(answer.get("probabilities", {}).values()) or [answer["prediction"]]
+        if not all(math.isfinite(n) for n in numbers):
+            raise ValueError(
+                f"version {served.version} scored its input example as a non-finite number"
+            )
+    return served
 
 
 class AliasFollower:
@@ -38,6 +64,11 @@ class AliasFollower:
         on_swap: called after a new version was swapped in (e.g. to freeze the heap).
     """
 
+    served: Served
+    """The version answering requests."""
+    challenger: Served | None
+    """The challenger's version, when one is routed to and it passed its rehearsal."""
+
     def __init__(
         self,
         client: MlflowClient,
@@ -51,26 +82,36 @@ class AliasFollower:
         self.ref = "@" + alias
         self.challenger_ref = "@" + challenger if challenger else None
         self.on_status, self.on_swap = on_status, on_swap
-        self.served: Served = load(client, name, self.ref)
-        self.challenger: Served | None = None
-        self.registry: dict[str, Any] = {}
+        self.served = rehearse(load(client, name, self.ref))  # nothing to fall back on: raise
+        self.challenger = None
+        self._refused: dict[str, dict[str, str]] = {}
+        self._looked: dict[str, Any] = {}
         self._swap = threading.Lock()
         self._stop = threading.Event()
         self._status(None)
         self.reload_challenger()
+
+    @property
+    def registry(self) -> dict[str, Any]:
+        """What /metadata says about the registry: whether it answered the last look, the
+        version serving, and each alias whose version was refused (which one, and why)."""
+        return {**self._looked, "serving": self.served.version, "refused": dict(self._refused)}
 
     def reload(self) -> None:
         """Serve the version the alias names now; keep the loaded one on any failure."""
         with self._swap:
             try:
                 current = resolve_version(self.client, self.name, self.ref)
-                self._status(None)
-                if current == self.served.version:
-                    return
-                fresh = load(self.client, self.name, self.ref)
             except Exception as err:  # noqa: BLE001 - keep serving the loaded version
                 log.warning("reload failed, still serving v%s: %s", self.served.version, err)
                 self._status(err)
+                return
+            self._status(None)
+            if current == self.served.version:
+                self._refused.pop(self.ref, None)
+                return
+            fresh = self._candidate(self.ref, current)
+            if fresh is None:
                 return
             log.info("swapping v%s -> v%s", self.served.version, fresh.version)
             self.served = fresh  # atomic: in-flight requests finish on the old object
@@ -82,11 +123,33 @@ class AliasFollower:
             return
         try:
             current = resolve_version(self.client, self.name, self.challenger_ref)
-            if self.challenger is None or self.challenger.version != current:
-                self.challenger = load(self.client, self.name, self.challenger_ref)
         except Exception as err:  # noqa: BLE001 - no challenger yet is normal
             log.info("no challenger %s: %s", self.challenger_ref, err)
             self.challenger = None
+            self._refused.pop(self.challenger_ref, None)
+            return
+        if self.challenger is None or self.challenger.version != current:
+            self.challenger = self._candidate(self.challenger_ref, current)
+
+    def _candidate(self, ref: str, version: str) -> Served | None:
+        """Version ``version``, which ``ref`` now names, loaded and rehearsed; None when it
+        is refused (logged once per version and reason, reported in :attr:`registry`)."""
+        try:
+            fresh = rehearse(load(self.client, self.name, ref))
+        except Exception as err:  # noqa: BLE001 - a bad version must never be served
+            refusal = {"version": version, "error": _first_line(err)}
+            if self._refused.get(ref) != refusal:
+                log.warning(
+                    "refused v%s (%s), still serving v%s: %s",
+                    version,
+                    ref,
+                    self.served.version,
+                    err,
+                )
+            self._refused[ref] = refusal
+            return None
+        self._refused.pop(ref, None)
+        return fresh
 
     def follow(self, every_seconds: float) -> threading.Thread:
         """Check the aliases every ``every_seconds`` in a daemon thread until :meth:`stop`."""
@@ -104,12 +167,15 @@ class AliasFollower:
         self._stop.set()
 
     def _status(self, err: Exception | None) -> None:
-        """What /metadata says about the registry after the last look at it."""
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0] if err else None
-        self.registry = {
+        """Record whether the registry answered this look at it."""
+        self._looked = {
             "reachable": err is None,
             "checked_at": time.time(),
-            "error": first[:300] if first else None,
-            "serving": self.served.version,
+            "error": _first_line(err) if err else None,
         }
         self.on_status(err is None)
+
+
+def _first_line(err: Exception) -> str:
+    """An error's first line, short enough for /metadata."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:600]

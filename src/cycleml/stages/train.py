@@ -23,34 +23,14 @@ from cycleml.config import Params
 from cycleml.data.schema import Schema, row_keys
 from cycleml.evaluation.curves import learning_verdict
 from cycleml.files import read_json, write_csv, write_json
+from cycleml.model.loading import untrusted_types
 from cycleml.model.pipeline import fit_pipeline, iteration_range, predict_scores, with_overrides
 from cycleml.names import SCHEMA_ARTIFACT, SEEN_ROWS
 from cycleml.paths import Paths
 
-__all__ = ["SAFE_TYPE_PREFIXES", "flat_params", "run", "trusted_types"]
+__all__ = ["flat_params", "run"]
 
 # keys of the rows the model trained and early-stopped on (see schema.row_keys)
-
-# Types skops may load from a model file besides its built-in safe set. Anything else in a
-# pipeline is refused at save time instead of being trusted blindly at load time.
-SAFE_TYPE_PREFIXES = (
-    "numpy.",
-    "xgboost.",
-    "sklearn.",
-    "cycleml.model.features.",
-    "cycleml.features.",
-)
-
-
-def trusted_types(pipeline: Pipeline) -> list[str]:
-    """The non-default types skops must trust to load ``pipeline``; refuses unknown ones."""
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(data=sio.dumps(pipeline))
-    unsafe = [t for t in untrusted if not t.startswith(SAFE_TYPE_PREFIXES)]
-    if unsafe:
-        raise TypeError(f"the pipeline holds types skops cannot load safely: {unsafe}")
-    return list(untrusted)
 
 
 def model_requirements() -> list[str]:
@@ -100,6 +80,10 @@ def flat_params(params: Params) -> dict[str, Any]:
 def _model_kwargs(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) -> dict[str, Any]:
     """How the pipeline is saved: skops (never pickle), pinned requirements, signature.
 
+    Saving refuses a pipeline holding a type outside cycleml's trusted list, so what is
+    registered always loads; the types written to MLmodel are for MLflow's own loader only
+    (cycleml never reads them back).
+
     The signature is inferred from many rows, so a column that happens to be missing in the
     first few still gets its real type; the input example stays small.
     """
@@ -107,7 +91,7 @@ def _model_kwargs(pipeline: Pipeline, schema: Schema, sample: pd.DataFrame) -> d
 
     return {
         "serialization_format": "skops",
-        "skops_trusted_types": trusted_types(pipeline),
+        "skops_trusted_types": untrusted_types(pipeline),
         "pip_requirements": model_requirements(),
         "signature": infer_signature(sample, predict_scores(pipeline, schema, sample)),
         "input_example": sample.head(5),

@@ -1,0 +1,220 @@
+"""Loading a registered version never runs code from its artifact (issue 21).
+
+A real MLflow store holds the champion ``train`` logged (v1) beside hostile versions of the
+same model: a pickle whose ``__reduce__`` creates a marker file (v2), a skops file holding
+a type whose construction creates a marker, trusted by its own MLmodel file (v3), and a
+clean skops Pipeline built for other columns (v4), which loads but cannot score. Each
+hostile payload is shown to be live (MLflow's own loader runs it), so the tests can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from sklearn.base import BaseEstimator
+
+from cycleml.config import Params
+from cycleml.files import read_json
+from cycleml.model.loading import TRUSTED_TYPES, UnsafeModelError
+from cycleml.model.tracking import configure
+from cycleml.names import SCHEMA_ARTIFACT
+from cycleml.scoring.loaded import load_model
+from cycleml.serve.follower import AliasFollower
+from cycleml.serve.served import load, score
+from tests.conftest import Project, small_params
+
+pytestmark = pytest.mark.integration
+CYCLEML = Path(sys.executable).parent / "cycleml"
+
+
+class Payload:
+    """A hostile pickle: unpickling it runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+class Tripwire(BaseEstimator):  # type: ignore[misc]
+    """A type skops constructs through ``__setstate__``, which creates ``marker``."""
+
+    def __init__(self, marker: str = "") -> None:
+        self.marker = marker
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        Path(state["marker"]).touch()
+
+
+@dataclass
+class Store:
+    project: Project
+    params: Params
+    client: MlflowClient
+    name: str
+    pickle_marker: Path
+    skops_marker: Path
+
+
+def _register(store_name: str, schema: dict[str, Any], model: Any, **kwargs: Any) -> str:
+    """Log ``model`` in a run of its own (with the schema load_model reads) and register
+    it under ``store_name``; the new version's number."""
+    import mlflow
+    import mlflow.sklearn
+
+    with mlflow.start_run(run_name="hostile"):
+        mlflow.log_dict(schema, SCHEMA_ARTIFACT)
+        info = mlflow.sklearn.log_model(
+            model, name="model", pip_requirements=["scikit-learn"], **kwargs
+        )
+    return str(mlflow.register_model(info.model_uri, store_name).version)
+
+
+def _wrong_columns_pipeline() -> Any:
+    """A clean skops-safe Pipeline fitted on columns no request has: it cannot score."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    x = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    return Pipeline([("model", LogisticRegression())]).fit(x, [0, 1, 0, 1])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    import mlflow
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
+        os.environ.pop(name, None)  # module scope: the autouse env fixture has not run yet
+    root = tmp_path_factory.mktemp("hostile")
+    before = Path.cwd()
+    os.chdir(root)
+    project = Project(root)
+    params = project.write_params(small_params())
+    project.run_stages(params, "ingest", "validate", "split", "train")
+    client = configure(params.tracking, project.paths)
+    name = params.register_.model_name
+    trained = read_json(project.paths.train_run)
+    mlflow.register_model(trained["model_uri"], name)
+    client.set_registered_model_alias(name, "champion", "1")
+    schema = read_json(project.paths.schema)
+
+    pickle_marker, skops_marker = root / "pickle-ran", root / "skops-ran"
+    assert _register(name, schema, Payload(pickle_marker), serialization_format="pickle") == "2"
+    tripwire = f"{Tripwire.__module__}.Tripwire"
+    version = _register(
+        name,
+        schema,
+        Tripwire(str(skops_marker)),
+        serialization_format="skops",
+        skops_trusted_types=[tripwire],  # written into the artifact's own MLmodel file
+    )
+    assert version == "3"
+    # MLflow re-loads a skops file as it saves it, trusting the listed types: the
+    # tripwire is live, and fired once here
+    assert skops_marker.exists()
+    skops_marker.unlink()
+    assert _register(name, schema, _wrong_columns_pipeline(), serialization_format="skops") == "4"
+    assert not pickle_marker.exists()
+    yield Store(project, params, client, name, pickle_marker, skops_marker)
+    os.chdir(before)
+
+
+def test_a_pickle_version_is_refused_unopened(store: Store) -> None:
+    with pytest.raises(UnsafeModelError) as refused:
+        load_model(store.client, store.name, "2")
+    message = str(refused.value)
+    assert f"{store.name} version 2" in message
+    assert "'pickle'" in message and "serialization_format" in message
+    assert "cycleml train" in message and "skops" in message
+    assert "\n" not in message
+    assert not store.pickle_marker.exists()
+
+
+def test_the_pickle_payload_is_live(store: Store) -> None:
+    """What the refusal prevents: MLflow's own loader runs the payload."""
+    import mlflow.sklearn
+
+    mlflow.sklearn.load_model(f"models:/{store.name}/2")
+    assert store.pickle_marker.exists()
+    store.pickle_marker.unlink()
+
+
+def test_types_trusted_by_the_artifact_are_not_trusted(store: Store) -> None:
+    tripwire = f"{Tripwire.__module__}.Tripwire"
+    assert tripwire not in TRUSTED_TYPES
+    with pytest.raises(UnsafeModelError, match=f"version 3 holds types .*{tripwire}"):
+        load_model(store.client, store.name, "3")
+    assert not store.skops_marker.exists()
+
+    import mlflow.sklearn  # MLflow trusts what the MLmodel file lists: the tripwire fires
+
+    mlflow.sklearn.load_model(f"models:/{store.name}/3")
+    assert store.skops_marker.exists()
+    store.skops_marker.unlink()
+
+
+def test_a_trained_version_loads_with_our_trusted_types_and_scores(store: Store) -> None:
+    model = load(store.client, store.name, "@champion")
+    assert model.version == "1" and len(model.example) == 5
+    answers = score(model, model.example)
+    assert all(0 <= a["probabilities"]["Yes"] <= 1 for a in answers)
+
+
+def test_the_follower_keeps_serving_when_the_alias_moves_to_a_bad_version(
+    store: Store,
+) -> None:
+    client, name = store.client, store.name
+    follower = AliasFollower(client, name, "champion")
+    assert follower.served.version == "1"
+    try:
+        for bad, why in (("2", "'pickle'"), ("3", "does not trust"), ("4", "feature names")):
+            client.set_registered_model_alias(name, "champion", bad)
+            follower.reload()
+            assert follower.served.version == "1"
+            status = follower.registry
+            assert status["reachable"] and status["serving"] == "1"
+            assert status["refused"]["@champion"]["version"] == bad
+            assert why in status["refused"]["@champion"]["error"]
+            answer = score(follower.served, follower.served.example[:1])[0]
+            assert answer["model_version"] == "1"
+        assert not store.pickle_marker.exists() and not store.skops_marker.exists()
+
+        # a good version still goes through: the refusals above were about the versions
+        client.set_registered_model_alias(name, "champion", "1")
+        follower.reload()
+        assert follower.registry["refused"] == {}
+        good = client.create_model_version(name, client.get_model_version(name, "1").source)
+        client.set_registered_model_alias(name, "champion", str(good.version))
+        follower.reload()
+        assert follower.served.version == str(good.version)
+    finally:
+        client.set_registered_model_alias(name, "champion", "1")
+
+
+def test_cli_predict_with_a_pickle_version_fails_in_one_paragraph(store: Store) -> None:
+    rows = store.project.root / "rows.csv"
+    pd.read_parquet(store.project.paths.split("test")).head(5).to_csv(rows, index=False)
+    out = store.project.root / "scored.csv"
+    done = subprocess.run(
+        [str(CYCLEML), "predict", str(rows), str(out), "--version", "2"],
+        cwd=store.project.root,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "version 2" in done.stderr and "'pickle'" in done.stderr
+    assert "cycleml train" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists() and not store.pickle_marker.exists()
