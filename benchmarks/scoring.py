@@ -25,10 +25,13 @@ from benchmarks.common import BIN, Size, median, median_of, repeat, run
 
 _PIPELINE = """
 import json, sys, time
-import mlflow.sklearn, pandas as pd
+from pathlib import Path
+import mlflow.artifacts, pandas as pd
 from cycleml.data.schema import Schema
+from cycleml.model.loading import load_pipeline
 name, source, schema_file = sys.argv[1:]
-pipeline = mlflow.sklearn.load_model(f"models:/{name}@champion")
+local = mlflow.artifacts.download_artifacts(f"models:/{name}@champion")
+pipeline = load_pipeline(Path(local), f"{name} @champion")
 schema = Schema.model_validate_json(open(schema_file).read())
 frame = pd.read_parquet(source)[schema.inputs]
 from cycleml.scoring.inputs import prepare_inputs
@@ -77,27 +80,43 @@ def in_process(project: Path, size: Size, model_name: str) -> dict[str, Any]:
     }
 
 
-def batch(project: Path, size: Size, model_name: str, folder: Path) -> dict[str, Any]:
+def batch_file(folder: Path, size: Size) -> Path:
+    """``size.batch_rows`` raw demo rows in a Parquet file, as a client's file would hold them."""
     from cycleml.data.demo import generate_churn
 
     source = folder / "batch.parquet"
-    generate_churn(size.batch_rows, seed=123).to_parquet(source, index=False)
+    if not source.exists():
+        generate_churn(size.batch_rows, seed=123).to_parquet(source, index=False)
+    return source
+
+
+def predict_file(project: Path, source: Path, output: Path) -> dict[str, Any]:
+    """``cycleml predict SOURCE OUTPUT`` in a fresh process: its own scoring rate (read,
+    score, write), the command's wall time and its peak memory."""
+    done = run([str(BIN / "cycleml"), "predict", str(source), str(output)], project)
+    found = re.search(r"([\d,.]+) s, ([\d,]+) rows/s", done.output)
+    if found is None:
+        raise RuntimeError(f"cycleml predict said:\n{done.output}")
+    return {
+        "rows_per_s": float(found.group(2).replace(",", "")),
+        "scoring_s": float(found.group(1).replace(",", "")),
+        "wall_s": done.seconds,
+        "peak_mb": done.peak_mb,
+    }
+
+
+def predict_rate(project: Path, source: Path, output: Path) -> float:
+    """Rows per second of one ``cycleml predict`` run (its scoring time)."""
+    return float(predict_file(project, source, output)["rows_per_s"])
+
+
+def batch(project: Path, size: Size, model_name: str, folder: Path) -> dict[str, Any]:
+    source = batch_file(folder, size)
     schema_file = project / "data" / "interim" / "schema.json"
 
     def cycleml() -> dict[str, Any]:
-        done = run(
-            [str(BIN / "cycleml"), "predict", str(source), str(folder / "out.parquet")], project
-        )
-        found = re.search(r"([\d,.]+) s, ([\d,]+) rows/s", done.output)
-        if found is None:
-            raise RuntimeError(f"cycleml predict said:\n{done.output}")
-        return {
-            "rows_per_s": float(found.group(2).replace(",", "")),
-            "scoring_s": float(found.group(1).replace(",", "")),
-            "wall_s": done.seconds,
-            "wall_rows_per_s": size.batch_rows / done.seconds,
-            "peak_mb": done.peak_mb,
-        }
+        found = predict_file(project, source, folder / "out.parquet")
+        return {**found, "wall_rows_per_s": size.batch_rows / found["wall_s"]}
 
     def pipeline() -> dict[str, Any]:
         done = run(

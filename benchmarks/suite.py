@@ -8,7 +8,8 @@ on the same model, on this machine; the figures are medians of repeated runs.
 
 Sections: pipeline (the whole demo pipeline, `dvc repro` with nothing changed,
 `cycleml --help`), in_process and batch scoring, realtime HTTP (cycleml's service vs
-`mlflow models serve`), tuning (1 and 2 workers, pruning), monitoring (1M x 30 columns).
+`mlflow models serve`), tuning (1 and 2 workers, pruning), monitoring (1M x 30 columns),
+neighbour (realtime and batch again, idle and beside a CPU-bound process).
 Each target is checked against its figure; a miss is reported, never hidden.
 """
 
@@ -34,7 +35,7 @@ from typing import Any
 from benchmarks.common import REPO, SIZES, Size
 from benchmarks.http import generator
 
-SECTIONS = ("pipeline", "in_process", "realtime", "batch", "tuning", "monitoring")
+SECTIONS = ("pipeline", "in_process", "realtime", "batch", "tuning", "monitoring", "neighbour")
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 MODEL_NAME = "cycleml-churn"
 
@@ -126,6 +127,52 @@ def _monitor(r: dict[str, Any]) -> tuple[str, str, bool]:
     )
 
 
+def _neighbour_latency(r: dict[str, Any]) -> tuple[str, str, bool]:
+    n = _get(r, "neighbour")
+    me, them = n["cycleml"], n["mlflow"]
+    return (
+        f"p50 {me['neighbour']['p50_ms']:.2f} ms, p99 {me['neighbour']['p99_ms']:.2f} ms "
+        f"(idle: p50 {me['idle']['p50_ms']:.2f} ms)",
+        f"p50 {them['neighbour']['p50_ms']:.2f} ms, p99 {them['neighbour']['p99_ms']:.2f} ms "
+        f"(idle: p50 {them['idle']['p50_ms']:.2f} ms)",
+        me["neighbour"]["p50_ms"] <= 2,
+    )
+
+
+def _neighbour_throughput(r: dict[str, Any]) -> tuple[str, str, bool]:
+    n = _get(r, "neighbour")
+    me, them, ratio = n["cycleml"], n["mlflow"], n["throughput_ratio"]
+    return (
+        f"{me['neighbour']['concurrent_rps']:,.0f} req/s ({ratio['neighbour']:.1f}x), "
+        f"{me['neighbour']['errors']} errors",
+        f"{them['neighbour']['concurrent_rps']:,.0f} req/s",
+        ratio["neighbour"] >= 5 and me["neighbour"]["errors"] == 0,
+    )
+
+
+def _neighbour_cpu(r: dict[str, Any]) -> tuple[str, str, bool]:
+    n = _get(r, "neighbour")
+    me, them = n["cycleml"], n["mlflow"]
+    share = me["idle"].get("cpu_per_loop") or float("inf")
+    return (
+        f"{me['idle']['cpu_s_per_1000']:.2f} s, {share:.2f}x its event loop's "
+        f"(neighbour: {me['neighbour']['cpu_s_per_1000']:.2f} s)",
+        f"mlflow {them['idle']['cpu_s_per_1000']:.2f} s "
+        f"(neighbour: {them['neighbour']['cpu_s_per_1000']:.2f} s)",
+        share <= 1.3,
+    )
+
+
+def _neighbour_batch(r: dict[str, Any]) -> tuple[str, str, bool]:
+    b = _get(r, "neighbour", "batch")
+    kept = b["neighbour"]["rows_per_s"] / b["idle"]["rows_per_s"]
+    return (
+        f"{b['neighbour']['rows_per_s']:,.0f} rows/s ({kept:.0%} of idle)",
+        f"idle {b['idle']['rows_per_s']:,.0f} rows/s",
+        kept >= 0.45,
+    )
+
+
 TARGETS = [
     Target(
         "realtime",
@@ -146,6 +193,30 @@ TARGETS = [
     Target("tuning", "tuning with 2 workers", ">= 1.6x one worker", _workers),
     Target(
         "monitoring", "`cycleml monitor`, 1M x 30 vs 1M reference", "<= 30 s, <= 4 GB", _monitor
+    ),
+    Target(
+        "neighbour",
+        "one-record HTTP latency beside a busy process",
+        "p50 <= 2 ms",
+        _neighbour_latency,
+    ),
+    Target(
+        "neighbour",
+        "throughput at {clients} clients beside a busy process",
+        ">= 5x mlflow, 0 errors",
+        _neighbour_throughput,
+    ),
+    Target(
+        "neighbour",
+        "server CPU per 1,000 one-record requests (all threads)",
+        "<= 1.3x the event loop's",
+        _neighbour_cpu,
+    ),
+    Target(
+        "neighbour",
+        "`cycleml predict` beside a busy process",
+        ">= 45% of the idle rate",
+        _neighbour_batch,
     ),
 ]
 
@@ -199,7 +270,7 @@ def machine() -> dict[str, Any]:
 
 
 def run_sections(size: Size, only: list[str], work: Path) -> dict[str, Any]:
-    from benchmarks import monitoring, pipeline, realtime, scoring, tuning
+    from benchmarks import monitoring, neighbour, pipeline, realtime, scoring, tuning
 
     project = work / "project"
     project.mkdir(parents=True)
@@ -211,6 +282,7 @@ def run_sections(size: Size, only: list[str], work: Path) -> dict[str, Any]:
         "batch": lambda: scoring.batch(project, size, MODEL_NAME, work),
         "tuning": lambda: tuning.measure(project, size),
         "monitoring": lambda: monitoring.measure(work / "wide", size),
+        "neighbour": lambda: neighbour.measure(project, size, MODEL_NAME, work),
     }
     if "pipeline" not in only:  # the other sections need the project's champion
         pipeline.build(project)
@@ -233,7 +305,8 @@ def run_sections(size: Size, only: list[str], work: Path) -> dict[str, Any]:
 def check(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target against its figure (a section that failed misses its targets)."""
     rows = []
-    clients = results["sections"].get("realtime", {}).get("clients", 32)
+    sections = results["sections"].values()
+    clients = next((s["clients"] for s in sections if "clients" in s), 32)
     for target in TARGETS:
         section = results["sections"].get(target.key)
         if section is None:
@@ -314,6 +387,22 @@ def render(results: dict[str, Any]) -> str:
             f"| server memory (RSS, process tree), cycleml vs mlflow | "
             f"{rt['cycleml']['rss_mb']:,.0f} MB vs {rt['mlflow']['rss_mb']:,.0f} MB |"
         )
+    if "neighbour" in s and "error" not in s["neighbour"]:
+        n = s["neighbour"]
+        for name, label in (("idle", "idle"), ("neighbour", "beside a busy process")):
+            one, two, theirs = n["cycleml"][name], n["cycleml_2_workers"][name], n["mlflow"][name]
+            extra.append(
+                f"| {label}: sequential req/s and {n['clients']}-client req/s, cycleml 1 worker "
+                f"/ 2 workers / mlflow | {one['sequential_rps']:,.0f} / "
+                f"{two['sequential_rps']:,.0f} / {theirs['sequential_rps']:,.0f}; "
+                f"{one['concurrent_rps']:,.0f} / {two['concurrent_rps']:,.0f} / "
+                f"{theirs['concurrent_rps']:,.0f} |"
+            )
+            extra.append(
+                f"| {label}: p99 at {n['clients']} clients, cycleml 1 worker / 2 workers / "
+                f"mlflow | {one['concurrent_p99_ms']:.1f} / {two['concurrent_p99_ms']:.1f} / "
+                f"{theirs['concurrent_p99_ms']:.1f} ms |"
+            )
     if "tuning" in s and "error" not in s["tuning"]:
         t = s["tuning"]
         eq = t["equal_best"]
