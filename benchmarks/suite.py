@@ -173,6 +173,16 @@ def _neighbour_batch(r: dict[str, Any]) -> tuple[str, str, bool]:
     )
 
 
+def _neighbour_monitor(r: dict[str, Any]) -> tuple[str, str, bool]:
+    m = _get(r, "monitoring")
+    slower = m["neighbour_seconds"] / m["seconds"]
+    return (
+        f"{m['neighbour_seconds']:.1f} s ({slower:.2f}x idle)",
+        f"idle {m['seconds']:.1f} s",
+        slower <= 2.2,
+    )
+
+
 TARGETS = [
     Target(
         "realtime",
@@ -217,6 +227,12 @@ TARGETS = [
         "`cycleml predict` beside a busy process",
         ">= 45% of the idle rate",
         _neighbour_batch,
+    ),
+    Target(
+        "monitoring",
+        "`cycleml monitor` beside a busy process",
+        "<= 2.2x the idle time",
+        _neighbour_monitor,
     ),
 ]
 
