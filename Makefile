@@ -6,7 +6,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-HOST ?= 127.0.0.1
+# The address the servers bind: CYCLEML_HOST, or HOST given on make's command line
+# (`make ui HOST=0.0.0.0`). Never a HOST from the environment: zsh and many container
+# images set one (a host name, 0.0.0.0), and a server would listen beyond this machine
+# without anyone asking for it.
+CYCLEML_HOST ?= 127.0.0.1
+ifeq ($(origin HOST),command line)
+CYCLEML_HOST := $(HOST)
+endif
 PORT ?= 3000
 UI_PORT ?= 5000
 
@@ -16,6 +23,9 @@ export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 # dvc stages call `cycleml`: the venv comes first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# `make audit` / `make check` fail when nothing could be audited (offline); SKIP_AUDIT=1
+# (or CYCLEML_SKIP_AUDIT=1 in the environment) skips the audit on purpose instead.
+AUDIT := $(if $(SKIP_AUDIT),CYCLEML_SKIP_AUDIT=$(SKIP_AUDIT) )$(BIN)/python scripts/audit.py
 
 .PHONY: help install run repro test check deps serve bento ui loop monitor monitor-ui audit fuzz load bench wrk clean
 
@@ -42,23 +52,23 @@ repro: install ## rerun only the stages whose inputs changed
 test: install ## run the test suite (unit, data, model, integration, e2e)
 	$(BIN)/pytest
 
-check: install ## lint, type-check, layers, dvc deps and audit (ruff, mypy, import-linter, pip-audit)
+check: install ## lint, type-check, layers, dvc deps and audit (ruff, mypy, import-linter, pip-audit; SKIP_AUDIT=1 skips it)
 	$(BIN)/ruff check src tests serving benchmarks scripts
 	$(BIN)/ruff format --check src tests serving benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/stage_deps.py --check
-	$(BIN)/python scripts/audit.py
+	$(AUDIT)
 
 deps: install ## rewrite dvc.yaml's code deps from what each stage imports (scripts/stage_deps.py)
 	$(BIN)/python scripts/stage_deps.py --write
 
-audit: install ## known vulnerabilities in the pinned dependencies (pip-audit; needs network)
-	$(BIN)/python scripts/audit.py
+audit: install ## known vulnerabilities in the pinned dependencies (pip-audit; needs network; SKIP_AUDIT=1 skips)
+	$(AUDIT)
 
 serve: install ## the champion over HTTP on http://127.0.0.1:3000 (BentoML; `make serve PORT=3100`)
 	cd serving && CYCLEML_ROOT=$(CURDIR) CYCLEML_PARAMS=$(CURDIR)/params.yaml \
-		$(CURDIR)/$(BIN)/bentoml serve service:CycleML --host $(HOST) --port $(PORT)
+		$(CURDIR)/$(BIN)/bentoml serve service:CycleML --host $(CYCLEML_HOST) --port $(PORT)
 
 bento: install ## build a Bento of the service (then `bentoml containerize`, needs Docker)
 	rm -rf serving/wheels && $(BIN)/uv build --wheel --quiet -o serving/wheels .
@@ -66,7 +76,7 @@ bento: install ## build a Bento of the service (then `bentoml containerize`, nee
 	cd serving && CYCLEML_ROOT=$(CURDIR) CYCLEML_PARAMS=$(CURDIR)/params.yaml $(CURDIR)/$(BIN)/bentoml build
 
 ui: install ## MLflow UI on http://127.0.0.1:5000: runs, models, the registry
-	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(HOST) --port $(UI_PORT) --workers 2
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host $(CYCLEML_HOST) --port $(UI_PORT) --workers 2
 
 loop: install ## the lifecycle in one go on the demo data: train, serve, drift, monitor, retrain, promote
 	$(BIN)/cycleml loop
@@ -75,7 +85,7 @@ monitor: install ## drift and model quality of the served traffic vs the referen
 	$(BIN)/cycleml monitor
 
 monitor-ui: install ## Evidently UI on http://127.0.0.1:8000: drift over time (monitoring/)
-	$(BIN)/evidently ui --workspace monitoring --host $(HOST) --port 8000
+	$(BIN)/evidently ui --workspace monitoring --host $(CYCLEML_HOST) --port 8000
 
 fuzz: install ## fuzz the service from its OpenAPI document (Schemathesis; EXAMPLES per operation)
 	$(BIN)/python -m tests.fuzz.run --examples $${EXAMPLES:-150}

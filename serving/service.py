@@ -5,8 +5,10 @@
          -d '{"records": [{"tenure_months": 3, "contract": "Month-to-month", ...}]}'
 
 The request schema is generated from the served model's own schema, so a missing, extra
-or mistyped field is a 400 naming it. Every answer is logged (off the request path) with
-its request id for `POST /feedback`. The alias is re-checked every
+or mistyped field is a 400 naming it. The edge (cycleml.serve.edge) answers first: wrong
+Host, unknown path, oversized or non-JSON bodies; cycleml.serve.connections bounds
+connections and how long a request may take to arrive. Every answer is logged (off the
+request path) with its request id for `POST /feedback`. The alias is re-checked every
 `serving.reload_seconds` (or on `POST /admin/reload` with the admin token) and a newly
 promoted version is swapped in atomically; a version that fails to load leaves the old
 one serving.
@@ -21,24 +23,29 @@ import os
 import random
 import sys
 import time
+from http import HTTPStatus
 from typing import Any
 
 import anyio
 import bentoml
 from fastapi import FastAPI, Header, HTTPException
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cycleml.config import load_params
-from cycleml.model.tracking import configure, tracking_uri
+from cycleml.model.tracking import StoreError, configure, redact, tracking_uri
 from cycleml.paths import project_paths
 from cycleml.serve import served as serving
-from cycleml.serve.edge import Edge
+from cycleml.serve import tasks
+from cycleml.serve.connections import install
+from cycleml.serve.edge import Edge, Routes
 from cycleml.serve.follower import AliasFollower
-from cycleml.serve.predlog import PredictionLog, UnknownRequest
+from cycleml.serve.labels import BadLabels, check_labels
+from cycleml.serve.predlog import LabelConflict, LogUnavailable, PredictionLog, UnknownRequest
 
 log = logging.getLogger("cycleml.service")
 PARAMS = load_params(os.environ.get("CYCLEML_PARAMS", "params.yaml"))
 PATHS = project_paths()
+tasks.install(PATHS)  # /predict_async's store: in the project, 0600, without headers
 MODEL_NAME = PARAMS.register_.model_name
 REF = "@" + PARAMS.serving.alias
 CHALLENGER = PARAMS.serving.challenger
@@ -53,9 +60,11 @@ def _startup_version() -> serving.Served:
         return serving.load(configure(PARAMS.tracking, PATHS), MODEL_NAME, REF)
     except Exception as err:  # noqa: BLE001 - any failure here means "cannot start"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # every URI shown has its secrets masked; a StoreError names its store itself
+        store = tracking_uri(PARAMS.tracking, PATHS)
+        where = "" if isinstance(err, StoreError) else f" from the MLflow store {redact(store)}"
         sys.stderr.write(
-            f"cycleml service: cannot load {MODEL_NAME} {REF} from the MLflow store "
-            f"{tracking_uri(PARAMS.tracking, PATHS)}: {first}\n"
+            f"cycleml service: cannot load {MODEL_NAME} {REF}{where}: {redact(first)}\n"
             "  check MLFLOW_TRACKING_URI (or tracking.tracking_uri) and that the store is up; "
             "a fresh project needs `dvc repro` (or `make run`) to register a champion first\n"
         )
@@ -64,6 +73,7 @@ def _startup_version() -> serving.Served:
 
 # the request schema comes from the version served at start-up
 Record = serving.record_model(_startup_version().schema)
+Records = serving.records_type(Record, PARAMS.serving.max_records)
 
 
 class Answer(BaseModel):
@@ -76,9 +86,17 @@ class Answer(BaseModel):
 
 
 class Feedback(BaseModel):
+    """One true label for an earlier answer; the label is checked against the served
+    model's classes (or finite numbers) by the endpoint, which can name the position."""
+
     model_config = ConfigDict(extra="forbid")
-    request_id: str
+    request_id: str = Field(min_length=1, max_length=64)
     label: str | int | float | bool
+
+
+FEEDBACK_THREADS = anyio.CapacityLimiter(2)
+"""/feedback's database work runs on these threads, never on the event loop or the
+thread /predict_one's batches use, so a slow or waiting feedback holds up no prediction."""
 
 
 PREDICTIONS = bentoml.metrics.Counter(
@@ -137,7 +155,10 @@ class CycleML:
             on_status=lambda reachable: REGISTRY_UP.set(1 if reachable else 0),
             on_swap=_freeze_heap,
         )
-        self.log = PredictionLog(PATHS.database_url(PARAMS.serving.prediction_log))
+        self.log = PredictionLog(
+            PATHS.database_url(PARAMS.serving.prediction_log),
+            max_backlog=PARAMS.serving.max_log_backlog,
+        )
         self._random = random.Random()
         self._answered = 0
         self._reported_failures = 0
@@ -148,7 +169,7 @@ class CycleML:
     # --- scoring ------------------------------------------------------------------------
 
     @bentoml.api(route="/predict")
-    async def predict(self, records: list[Record]) -> Answer:  # type: ignore[valid-type]
+    async def predict(self, records: Records) -> Answer:  # type: ignore[valid-type]
         """Score records: prediction, probabilities, decision, model version, request id."""
         if len(records) <= INLINE_RECORDS:  # well under a millisecond: no thread hop
             return Answer(**self._predict(records))
@@ -160,26 +181,21 @@ class CycleML:
         max_batch_size=PARAMS.serving.max_batch_size,
         max_latency_ms=PARAMS.serving.max_latency_ms,
     )
-    def predict_one(self, records: list[Record]) -> list[dict[str, Any]]:  # type: ignore[valid-type]
+    def predict_one(self, records: Records) -> list[dict[str, Any]]:  # type: ignore[valid-type]
         """Single-record traffic, adaptively batched: concurrent requests are scored together
         (a list of records in, one answer per record out)."""
         answers: list[dict[str, Any]] = self._predict(records)["predictions"]
         return answers
 
     @bentoml.task(route="/predict_async")
-    def predict_async(self, records: list[Record]) -> dict[str, Any]:  # type: ignore[valid-type]
+    def predict_async(self, records: Records) -> dict[str, Any]:  # type: ignore[valid-type]
         """The same scoring for large payloads: submit, poll status, fetch the result
         (`/predict_async/submit`, `/status?task_id=`, `/get?task_id=`)."""
         return self._predict(records)
 
     def _predict(self, records: list[Any]) -> dict[str, Any]:
-        if not records:
+        if not records:  # more than serving.max_records: refused by the Records type
             raise bentoml.exceptions.InvalidArgument("records: send at least one record")
-        if len(records) > PARAMS.serving.max_records:
-            raise bentoml.exceptions.InvalidArgument(
-                f"records: {len(records)} records, more than serving.max_records="
-                f"{PARAMS.serving.max_records}; split the request or use `cycleml predict`"
-            )
         # one version per request, even during a swap
         served, shadow = serving.route(
             self.models.served,
@@ -197,7 +213,8 @@ class CycleML:
         LATENCY.labels(model_version=served.version).observe(time.perf_counter() - started)
         for answer in answers:
             PREDICTIONS.labels(
-                model_version=served.version, prediction=str(answer["prediction"])
+                model_version=served.version,
+                prediction=serving.prediction_label(served.schema, answer["prediction"]),
             ).inc()
         self.log.add(served.name, rows, answers)
         if shadow is not None:
@@ -219,19 +236,43 @@ class CycleML:
         self.log.add(shadow.name, rows, shadowed, role="shadow")
 
     @bentoml.api(route="/feedback")
-    def feedback(self, items: list[Feedback]) -> dict[str, Any]:
-        """Ground-truth labels for earlier request ids (they arrive late in real life)."""
-        unknown = []
-        for position, item in enumerate(items):
-            try:
-                self.log.feedback(item.request_id, item.label)
-            except UnknownRequest:
-                unknown.append(position)
-        if unknown:  # positions, not the ids: error bodies never echo what was sent
-            raise bentoml.exceptions.NotFound(
-                f"items[].request_id: {len(unknown)} of {len(items)} id(s) unknown to the "
-                f"prediction log (items {unknown[:5]}); use the request_id of a /predict answer"
+    async def feedback(self, items: list[Feedback]) -> dict[str, Any]:
+        """Ground-truth labels for earlier request ids (they arrive late in real life).
+
+        All or nothing: a 400 (too many items, a label the served model cannot take), 404
+        (an unknown request id) or 409 records none of the items. A label is final: the
+        same label again is accepted, so a retried request is harmless; another label for
+        an id that has one is a 409. Errors name positions, never the values sent.
+        """
+        limit = PARAMS.serving.max_feedback_items
+        if len(items) > limit:
+            raise bentoml.exceptions.InvalidArgument(
+                f"items: {len(items)} items, more than serving.max_feedback_items={limit}; "
+                "split the request"
             )
+        try:
+            labels = check_labels(self.models.served.schema, [item.label for item in items])
+        except BadLabels as err:
+            raise bentoml.exceptions.InvalidArgument(str(err)) from None
+        pairs = [(item.request_id, label) for item, label in zip(items, labels, strict=True)]
+        try:
+            await anyio.to_thread.run_sync(self.log.record_labels, pairs, limiter=FEEDBACK_THREADS)
+        except UnknownRequest as err:
+            raise bentoml.exceptions.NotFound(
+                f"items[].request_id: {len(err.positions)} of {len(items)} id(s) unknown to "
+                f"the prediction log (items {err.positions[:5]}); nothing was recorded: use "
+                "the request_id of a /predict answer (one a moment old: retry shortly)"
+            ) from None
+        except LabelConflict as err:
+            raise bentoml.exceptions.BentoMLException(
+                f"items[{err.positions[0]}].label: {len(err.positions)} item(s) (items "
+                f"{err.positions[:5]}) give a request id another label than it has (or had "
+                "earlier in this request); a label is final, nothing was recorded",
+                error_code=HTTPStatus.CONFLICT,
+            ) from None
+        except LogUnavailable as err:
+            log.warning("/feedback: %s", err)
+            raise bentoml.exceptions.ServiceUnavailable("the prediction log") from None
         return {"recorded": len(items)}
 
     # --- metadata and administration ---------------------------------------------------
@@ -271,5 +312,24 @@ class CycleML:
         self.log.close()
 
 
-# the edge: 413/415 before parsing, documented error bodies, a truthful /docs.json
-CycleML.add_asgi_middleware(Edge, max_bytes=PARAMS.serving.max_body_bytes)
+HOSTS = {"127.0.0.1", "localhost", "::1", PARAMS.serving.host, *PARAMS.serving.allowed_hosts}
+TOO_MANY = (
+    f"at most serving.max_records={PARAMS.serving.max_records} records per request: split it "
+    "or use `cycleml predict` for files"
+)
+
+
+def _edge(app: Any, inner: Any) -> Edge:
+    """The edge in front of BentoML's application (``inner``, whose routes it answers):
+    Host, route, size and type checks before anything else runs; documented errors."""
+    return Edge(
+        app,
+        routes=Routes(inner.routes),
+        hosts=HOSTS,
+        max_bytes=PARAMS.serving.max_body_bytes,
+        advice={"too_long": TOO_MANY},
+    )
+
+
+# connection limits and deadlines, and the edge outside BentoML's middlewares
+install(_edge, PARAMS.serving.read_timeout_seconds, PARAMS.serving.max_connections)

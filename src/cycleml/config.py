@@ -493,6 +493,15 @@ class ServingParams(_Strict):
         "CYCLEML_ADMIN_TOKEN", description="environment variable holding the admin token"
     )
     max_records: int = Field(10_000, ge=1, description="records per /predict request")
+    max_feedback_items: int = Field(
+        1000, ge=1, le=10_000, description="labels per /feedback request (one query for all)"
+    )
+    max_log_backlog: int = Field(
+        100_000,
+        ge=100,
+        description="prediction-log rows held while its store cannot take them; "
+        "newer answers are then not logged (counted in /metadata, warned about)",
+    )
     max_body_bytes: int = Field(
         16 * 2**20, ge=1024, description="larger request bodies are refused with 413"
     )
@@ -508,6 +517,19 @@ class ServingParams(_Strict):
     )
     tracing: bool = Field(
         False, description="OpenTelemetry spans per request (configure an exporter in BentoML)"
+    )
+    allowed_hosts: list[str] = Field(
+        [],
+        description="Host names answered besides 127.0.0.1, localhost, ::1 and serving.host "
+        "(others get 400: a web page cannot reach the service through DNS rebinding)",
+    )
+    read_timeout_seconds: float = Field(
+        30, gt=0, description="a connection must send a whole request within this time"
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open connections per worker; at the limit the oldest idle one is closed",
     )
     challenger: ChallengerParams = ChallengerParams()
 

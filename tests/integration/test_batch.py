@@ -154,6 +154,20 @@ def test_bad_input_writes_nothing(project: Project) -> None:
     assert previous.read_text() == "an earlier output\n"  # untouched, not half-replaced
     assert sorted(p.name for p in out_dir.iterdir()) == ["previous.csv"]  # no temp files left
 
+    # a folder as OUTPUT is refused before a row is scored, not at the rename at the end
+    folder = project.root / "scored.parquet"
+    folder.mkdir()
+    counted = _FailsOnSecondChunk(model.scorer)
+    with pytest.raises(BatchError, match=r"OUTPUT .*scored.parquet is a folder"):
+        predict_file(
+            project.paths.split("test"),
+            folder,
+            dataclasses.replace(model, scorer=counted),
+            chunk_rows=50,
+            progress=False,
+        )
+    assert counted.calls == 0 and not any(folder.iterdir())
+
 
 # Scores a file in a fresh interpreter and reports how much its peak memory grew while
 # scoring (the model is loaded first), so nothing the test process did earlier hides it.

@@ -137,3 +137,18 @@ def test_make_ui_serves_the_registry_over_http(tmp_path: Path) -> None:
     assert version["aliases"] == ["champion"]
     tags = {t["key"]: t["value"] for t in version["tags"]}
     assert tags["cycleml.decision"] == "champion" and "cycleml.data.train.md5" in tags
+
+
+def test_predict_refuses_an_unwritable_output_before_loading_any_model(tmp_path: Path) -> None:
+    """A fresh project (no store, no model): the OUTPUT is refused first, naming the fix."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params()))
+    (tmp_path / "scored.csv").mkdir()
+    (tmp_path / "a-file").write_text("not a folder")
+    for output, says in [
+        ("scored.csv", "OUTPUT scored.csv is a folder; name a file in it"),
+        ("a-file/scored.csv", "a-file is a file, not a folder"),
+    ]:
+        result = run("predict", "rows.csv", output, cwd=tmp_path)
+        assert result.returncode == 1
+        assert says in " ".join(result.stderr.split()), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "params.yaml", "scored.csv"]

@@ -70,7 +70,7 @@ def summary(params: ParamsOption = Path("params.yaml")) -> None:
 
 def predict(
     source: Annotated[Path, typer.Argument(help="rows to score: .csv, .csv.gz, .parquet, .pq")],
-    target: Annotated[Path, typer.Argument(help="predictions; CSV or Parquet by extension")],
+    output: Annotated[Path, typer.Argument(help="predictions; CSV or Parquet by extension")],
     version: Annotated[
         str, typer.Option("--version", help="a version number or alias")
     ] = "@champion",
@@ -81,21 +81,26 @@ def predict(
 ) -> None:
     """Score a file of any size with a registered model, in chunks; written atomically."""
     from cycleml.config import load_params
-    from cycleml.scoring.batch import BatchError, predict_file
+    from cycleml.scoring.batch import BatchError, check_output, predict_file
     from cycleml.scoring.loaded import load_model
 
+    try:  # before the model loads (seconds): a bad OUTPUT fails at once
+        check_output(output)
+    except BatchError as err:
+        err_console.print(f"[red]✗ predict failed:[/] {err}")
+        raise typer.Exit(1) from None
     with registry_client(params) as (client, name):
         model = load_model(client, name, version)
         try:
             report = predict_file(
                 source,
-                target,
+                output,
                 model,
                 chunk_rows,
                 progress=sys.stderr.isatty(),
                 na_values=load_params(params).data.clean.na_values,
             )
-        except (BatchError, FileNotFoundError) as err:
+        except (BatchError, OSError) as err:  # OSError: e.g. the disk filled up
             err_console.print(f"[red]✗ predict failed:[/] {err}")
             raise typer.Exit(1) from None
     show(f"predict ({name} v{model.version})", report.lines())

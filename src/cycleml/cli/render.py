@@ -48,6 +48,7 @@ def running_stage(
     from cycleml.data.sources import IngestError
     from cycleml.data.validation_report import ValidationFailed
     from cycleml.evaluation.baselines import RuleError
+    from cycleml.model.tracking import StoreError
     from cycleml.tuning.space import TuneError
 
     try:
@@ -58,7 +59,7 @@ def running_stage(
     except ConfigError as err:
         err_console.print(f"[red]✗ {name}: invalid params[/]\n{err}")
         raise typer.Exit(2) from None
-    except (IngestError, ValidationFailed, RuleError, TuneError) as err:
+    except (IngestError, ValidationFailed, RuleError, TuneError, StoreError) as err:
         err_console.print(f"[red]✗ {name} failed:[/] {err}")
         raise typer.Exit(1) from None
     except FileNotFoundError as err:
@@ -74,7 +75,7 @@ def registry_client(params_file: Path) -> Iterator[tuple[Any, str]]:
     """An MLflow client on the configured store and the model name; clear errors."""
     from cycleml.config import ConfigError, load_params
     from cycleml.model.registry import RegistryError
-    from cycleml.model.tracking import configure
+    from cycleml.model.tracking import StoreError, configure
 
     try:
         p = load_params(params_file)
@@ -82,7 +83,7 @@ def registry_client(params_file: Path) -> Iterator[tuple[Any, str]]:
     except ConfigError as err:
         err_console.print(f"[red]✗ invalid params[/]\n{err}")
         raise typer.Exit(2) from None
-    except RegistryError as err:
+    except (RegistryError, StoreError) as err:
         err_console.print(f"[red]✗ {err}[/]")
         raise typer.Exit(1) from None
 

@@ -55,9 +55,6 @@ class Service:
             "CYCLEML_ADMIN_TOKEN": token,
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "BENTOML_DO_NOT_TRACK": "true",
-            # BentoML keeps task results in a SQLite file under its home: one per
-            # project, so services started side by side never share (and lock) it
-            "BENTOML_HOME": str(root / ".bentoml"),
         }
         log = root / "logs" / "service.log"
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import getpass
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cycleml.model.tracking import store_error
 from cycleml.names import (
     TAG_CHAMPION_HISTORY,
     TAG_DECISION,
@@ -50,7 +51,14 @@ _HISTORY = TAG_CHAMPION_HISTORY
 
 
 class RegistryError(ValueError):
-    """A registry action that would break a rule (e.g. promoting an unapproved version)."""
+    """A registry action that cannot be done: it would break a rule (e.g. promoting an
+    unapproved version), or names a version that does not exist."""
+
+
+# what MLflow's stores answer for an unknown model, version or alias (SQL store: alias
+# "not found" is INVALID_PARAMETER_VALUE); any other failure is the store's (StoreError),
+# never reported as "no such version": that would send the user after the wrong fix
+_NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 
 
 @dataclass(frozen=True)
@@ -78,27 +86,36 @@ def _who(by: str | None) -> str:
         return "unknown"
 
 
-def resolve(client: MlflowClient, name: str, ref: str) -> Any:
-    """A version by number (``3``) or alias (``@champion`` / ``champion``)."""
+def _lookup(client: MlflowClient, name: str, ref: str) -> Any | None:
+    """Version ``ref`` (number or alias) of ``name``; None when the store says it does not
+    exist. Raises StoreError when the store failed to answer."""
     from mlflow.exceptions import MlflowException
 
     try:
         if ref.lstrip("@").isdigit():
             return client.get_model_version(name, ref.lstrip("@"))
         return client.get_model_version_by_alias(name, ref.lstrip("@"))
-    except MlflowException:
-        raise RegistryError(
-            f"model {name!r} has no version {ref!r}; see `cycleml registry list`"
-        ) from None
+    except MlflowException as err:
+        if err.error_code in _NOT_FOUND:
+            return None
+        # the registry's URI: MLflow keeps it only privately (it may differ from tracking)
+        uri = str(getattr(client, "_registry_uri", client.tracking_uri))
+        raise store_error(uri, err, f"look up {name} {ref}") from None
+
+
+def resolve(client: MlflowClient, name: str, ref: str) -> Any:
+    """A version by number (``3``) or alias (``@champion`` / ``champion``)."""
+    version = _lookup(client, name, ref)
+    if version is None:
+        raise RegistryError(f"model {name!r} has no version {ref!r}; see `cycleml registry list`")
+    return version
 
 
 def champion_version(client: MlflowClient, name: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException:
-        return None
+    """The champion's version number; None when there is none (StoreError when the store
+    does not answer: "no champion" would be a guess)."""
+    version = _lookup(client, name, "@" + CHAMPION)
+    return None if version is None else str(version.version)
 
 
 def set_status(

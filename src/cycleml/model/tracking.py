@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,11 +26,14 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 __all__ = [
+    "StoreError",
     "configure",
     "dvc_lock_lineage",
     "file_md5",
     "git_output",
     "lineage_tags",
+    "redact",
+    "store_error",
     "store_setup_lock",
     "tracking_uri",
 ]
@@ -48,38 +51,85 @@ def tracking_uri(tracking: TrackingParams, paths: Paths) -> str:
     return paths.database_url(os.environ.get("MLFLOW_TRACKING_URI") or tracking.tracking_uri)
 
 
+# a URL's password: from "scheme://user:" to the last "@" before a space (a password may
+# hold "/" or "@" unescaped; masking too much is safe, masking too little is not)
+_USERINFO_PASSWORD = re.compile(r"(?P<keep>[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@:\s]*:)\S*@")
+# a query parameter whose name says it holds a secret (?password=, &sslpassword=, ?token=)
+_SECRET_PARAMETER = re.compile(
+    r"(?P<keep>[?&;][^=&#\s]*(?:pass|pwd|secret|token|key|auth|credential|sig)[^=&#\s]*=)"
+    r"[^&#\s]*",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with the secrets of every URL in it masked: ``user:***@`` and
+    ``?password=***``. Store URIs (and the errors that repeat them) go through this before
+    they are printed or logged: the URL itself often carries the store's credentials."""
+    text = _USERINFO_PASSWORD.sub(r"\g<keep>***@", text)
+    return _SECRET_PARAMETER.sub(r"\g<keep>***", text)
+
+
+class StoreError(RuntimeError):
+    """The MLflow store failed a request: unreachable, refused, broken. Told apart from
+    "no such model or version", and worded without the store's secrets (MLflow's own
+    errors repeat the URI, password included)."""
+
+
+def store_error(uri: str, err: Exception, doing: str) -> StoreError:
+    """A :class:`StoreError` for ``err``, raised by the store at ``uri`` while ``doing``."""
+    cause = redact((str(err).strip().splitlines() or [type(err).__name__])[0])
+    return StoreError(
+        f"the MLflow store {redact(uri)} could not {doing} ({cause}); check "
+        "MLFLOW_TRACKING_URI (or tracking.tracking_uri), that the store is up and its "
+        "credentials"
+    )
+
+
 def configure(tracking: TrackingParams, paths: Paths) -> MlflowClient:
     """Point MLflow at the store and experiment; artifacts go under ``mlruns/`` by default."""
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(tracking, paths)
     mlflow.set_tracking_uri(uri)
     # the first client creates the schema of a new store, then the experiment: both
     # check-then-create, so processes starting together on one SQLite file take turns
-    with store_setup_lock(uri):
-        client = mlflow.MlflowClient(uri)
-        if client.get_experiment_by_name(tracking.experiment) is None:
-            location = paths.mlruns.as_uri() if uri.startswith("sqlite:") else None
-            client.create_experiment(tracking.experiment, artifact_location=location)
-        mlflow.set_experiment(tracking.experiment)
+    try:
+        with store_setup_lock(uri):
+            client = mlflow.MlflowClient(uri)
+            if client.get_experiment_by_name(tracking.experiment) is None:
+                location = paths.mlruns.as_uri() if uri.startswith("sqlite:") else None
+                client.create_experiment(tracking.experiment, artifact_location=location)
+            mlflow.set_experiment(tracking.experiment)
+    except MlflowException as err:
+        raise store_error(uri, err, f"set up the experiment {tracking.experiment!r}") from None
     return client
 
 
 @contextmanager
-def store_setup_lock(url: str) -> Iterator[None]:
+def store_setup_lock(url: str, timeout: float = 120.0) -> Iterator[None]:
     """Hold an exclusive lock between processes while a SQLite store at ``url`` is set up.
 
     MLflow (alembic migrations) and Optuna (``create_all``, an alembic stamp) create the
     schema of a new SQLite file with check-then-create steps, so two processes opening the
     same new file at once fail: "duplicate column name: step", "table studies already
     exists", "UNIQUE constraint failed: alembic_version.version_num". With this lock one
-    sets the store up while the others wait, then find it ready. It is an OS lock on a file
-    in the temp folder named after the database's path (none in the project), released
-    when its holder exits or dies. Other URLs, systems without ``fcntl`` or a writable temp
-    folder: no lock.
+    sets the store up while the others wait, then find it ready.
+
+    The lock is an OS lock (``flock``, released when its holder exits or dies) on
+    ``<database>.lock`` beside the file it guards: only who may write the store's folder
+    can create it (a predictable name in the shared temp folder let any local user hold
+    it and hang every command). It is opened without following a symlink, created 0600,
+    and waited for at most ``timeout`` seconds; then ``TimeoutError`` names the file. A
+    folder that does not exist or is not writable, other URLs, systems without ``fcntl``:
+    no lock (the store's own set-up then reports what is wrong).
     """
+    import errno
+    import time
+
     prefix = "sqlite:///"
     database = url.removeprefix(prefix).split("?", 1)[0] if url.startswith(prefix) else ""
     try:
@@ -89,18 +139,41 @@ def store_setup_lock(url: str) -> Iterator[None]:
     if not database or database == ":memory:" or fcntl is None:
         yield
         return
-    key = hashlib.sha256(str(Path(database).resolve()).encode()).hexdigest()[:16]
+    store = Path(database).resolve()
+    lock = store.with_name(store.name + ".lock")
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        handle = (Path(tempfile.gettempdir()) / f"cycleml-store-{key}.lock").open("a")
-    except OSError:  # no writable temp folder: set up without the lock, as before
+        fd = os.open(lock, flags, 0o600)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise OSError(
+                err.errno, f"{lock} is a symbolic link; remove it (cycleml creates the lock)"
+            ) from None
+        fd = -1  # no folder, or not writable: set up without the lock, as before
+    if fd < 0:
         yield
         return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        deadline, pause = time.monotonic() + timeout, 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"waited {timeout:g} s for the store set-up lock {lock}: another "
+                        "process holds it (`fuser -v` on the file shows which); stop it, or "
+                        "wait for it to finish and run the command again"
+                    ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def file_md5(path: Path) -> str:

@@ -13,6 +13,7 @@ promoted, one that does not stays a challenger. A running service follows the
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import os
 import subprocess
@@ -25,8 +26,11 @@ import numpy as np
 import pandas as pd
 
 from cycleml.config import DataParams, Params
+from cycleml.data.schema import Schema
 from cycleml.files import write_parquet
+from cycleml.model.tracking import redact
 from cycleml.paths import Paths
+from cycleml.serve.labels import allowed, typed_label
 
 __all__ = [
     "PREFIX",
@@ -40,6 +44,7 @@ __all__ = [
     "write_partition",
 ]
 
+log = logging.getLogger(__name__)
 PREFIX = "feedback-"
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
 
@@ -92,7 +97,9 @@ def labelled_predictions(
         with engine.connect() as conn:
             raw = pd.read_sql(query, conn)
     except sa.exc.OperationalError as err:
-        raise RetrainError(f"cannot read the prediction log {url}: {err.orig}") from None
+        raise RetrainError(
+            f"cannot read the prediction log {redact(url)}: {redact(str(err.orig))}"
+        ) from None
     finally:
         engine.dispose()
     rows = pd.DataFrame.from_records([orjson.loads(t) for t in raw["inputs"]])
@@ -100,6 +107,24 @@ def labelled_predictions(
     rows["_request_id"] = raw["request_id"].to_numpy()
     rows["_label_ts"] = raw["ts"].to_numpy()
     return rows
+
+
+def _known_labels(rows: pd.DataFrame, paths: Paths) -> pd.DataFrame:
+    """The rows whose label the schema knows, typed as it says; others (stored before
+    /feedback checked labels) are skipped with a warning: one would fail validate."""
+    if rows.empty or not paths.schema.exists():
+        return rows
+    from cycleml.files import read_json
+
+    schema = Schema.model_validate(read_json(paths.schema))
+    typed = pd.Series([typed_label(schema, v) for v in rows["_label"]], index=rows.index)
+    if typed.isna().any():
+        log.warning(
+            "feedback labels: %d stored label(s) are not %s; skipped",
+            int(typed.isna().sum()),
+            allowed(schema),
+        )
+    return rows[typed.notna()].assign(_label=typed[typed.notna()])
 
 
 def partition_frame(rows: pd.DataFrame, data: DataParams, raw: Path) -> pd.DataFrame:
@@ -186,6 +211,7 @@ def run(params: Params, paths: Paths, *, repro: bool = True, quiet: bool = False
         watermark(folder),
         params.retrain.role,
     )
+    rows = _known_labels(rows, paths)
     if len(rows) < params.retrain.min_rows:
         raise RetrainError(
             f"{len(rows):,} new labelled prediction(s) since the last partition, fewer than "

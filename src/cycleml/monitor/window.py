@@ -5,6 +5,7 @@ made ready for the checks, and that version's reference profile."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -16,17 +17,20 @@ import pyarrow as pa
 
 from cycleml.config import DataParams
 from cycleml.data.schema import Schema
+from cycleml.model.tracking import redact
 from cycleml.monitor.reference import canonical_target, with_predictions
 from cycleml.monitor.result import MonitorError
 from cycleml.names import REFERENCE_ARTIFACT as ARTIFACT
 from cycleml.scoring.inputs import prepare_inputs
 from cycleml.scoring.loaded import LoadedModel
+from cycleml.serve.labels import allowed, typed_label
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 __all__ = ["from_file", "from_log", "load_reference", "parse_since", "prepare_window"]
 
+log = logging.getLogger(__name__)
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -139,7 +143,7 @@ def from_log(
                 ).scalar()
                 if newest is None:
                     raise MonitorError(
-                        f"the prediction log ({url}) has no served predictions of "
+                        f"the prediction log ({redact(url)}) has no served predictions of "
                         f"{model_name!r} yet; send traffic first, or monitor a file "
                         "with --current"
                     )
@@ -161,13 +165,29 @@ def from_log(
                 model = model or load(version)
                 chunks.append(_window_rows(raw, model))
     except sa.exc.OperationalError as err:
-        raise MonitorError(f"cannot read the prediction log {url}: {err.orig}") from None
+        raise MonitorError(
+            f"cannot read the prediction log {redact(url)}: {redact(str(err.orig))}"
+        ) from None
     finally:
         engine.dispose()
     if model is None or not chunks:
         raise MonitorError(f"no served predictions of {model_name} v{version} in this window")
     rows = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    rows["_label"] = _known_labels(rows["_label"], model.schema)
     return rows.iloc[::-1].reset_index(drop=True), model
+
+
+def _known_labels(labels: pd.Series, schema: Schema) -> list[Any]:
+    """Stored labels as the schema types them; one it cannot take (stored before
+    /feedback checked labels) becomes missing, with a warning that counts them, instead
+    of stopping every later check."""
+    typed = [typed_label(schema, v) if v is not None else None for v in labels]
+    skipped = sum(t is None for t in typed) - int(labels.isna().sum())
+    if skipped:
+        log.warning(
+            "feedback labels: %d stored label(s) are not %s; skipped", skipped, allowed(schema)
+        )
+    return typed
 
 
 def from_file(path: Path, model: LoadedModel, data: DataParams) -> pd.DataFrame:

@@ -39,7 +39,7 @@ from cycleml.scoring.runtime import CompiledScorer
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-__all__ = ["BatchError", "BatchReport", "predict_file", "score_table"]
+__all__ = ["BatchError", "BatchReport", "check_output", "predict_file", "score_table"]
 
 Format = Literal["csv", "parquet"]
 _SUFFIXES: dict[str, Format] = {
@@ -133,6 +133,30 @@ def _format(path: Path) -> Format:
         if name.endswith(suffix):
             return fmt
     raise BatchError(f"{path}: unknown file type; use one of {', '.join(_SUFFIXES)}")
+
+
+def check_output(target: Path) -> None:
+    """Refuse, before any scoring, an OUTPUT that could not be written at the end: a
+    folder, an unknown type, a path through a file, a folder this user cannot write in.
+    Missing folders are fine (the write creates them); nothing is created here."""
+    import tempfile
+
+    try:
+        if target.is_dir():
+            raise BatchError(
+                f"OUTPUT {target} is a folder; name a file in it, e.g. "
+                f"{target / 'predictions.parquet'}"
+            )
+        _format(target)
+        folder = next(p for p in target.absolute().parents if p.exists())  # "/" exists
+        if not folder.is_dir():
+            raise BatchError(f"OUTPUT {target}: {folder} is a file, not a folder; write elsewhere")
+        tempfile.TemporaryFile(dir=folder).close()  # what the atomic write will need
+    except OSError as err:
+        raise BatchError(
+            f"OUTPUT {target}: cannot write there ({err.strerror}); write to a folder this "
+            "user can write in"
+        ) from None
 
 
 def _sniff_sep(path: Path) -> str:
@@ -346,13 +370,15 @@ def predict_file(
         sep: CSV separator; guessed from the first 64 KiB when None, as ingest does.
 
     Raises:
-        BatchError: Unknown file type, or ``source`` lacks columns the model needs
-            (checked before anything is written).
+        BatchError: Unknown file type, an OUTPUT that could not be written
+            (``check_output``), or ``source`` lacks columns the model needs (all checked
+            before anything is scored or written).
         FileNotFoundError: ``source`` does not exist.
     """
     if chunk_rows < 1:
         raise BatchError(f"chunk_rows must be at least 1, not {chunk_rows}")
     source, target = Path(source), Path(target)
+    check_output(target)
     out_format = _format(target)
     schema = model.schema
     if _format(source) == "parquet":

@@ -73,7 +73,7 @@ def open_study(
     seed would propose the same first trials)."""
     import optuna
 
-    from cycleml.model.tracking import store_setup_lock
+    from cycleml.model.tracking import redact, store_setup_lock
 
     url = storage_url(params.tune.storage, paths)
     engine: dict[str, Any] = {}
@@ -100,7 +100,7 @@ def open_study(
     if study.direction.name.lower() != study_direction:
         raise TuneError(
             f"tune: the stored study {name!r} maximises/minimises the other way; "
-            f"change tune.study_name or delete it from {params.tune.storage}"
+            f"change tune.study_name or delete it from {redact(params.tune.storage)}"
         )
     return study
 
