@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +24,7 @@ __all__ = [
     "apply_overrides",
     "load_params",
     "params_hash",
+    "read_yaml",
 ]
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
@@ -663,7 +665,7 @@ def apply_overrides(
         if not sep or not key.strip():
             raise ConfigError(f"{item!r}: use KEY=VALUE, e.g. tune.n_trials=2")
         try:
-            return key.strip(), yaml.safe_load(text)
+            return key.strip(), read_yaml(text)
         except yaml.YAMLError as err:
             raise ConfigError(f"{item!r}: VALUE is not valid YAML: {err}") from None
 
@@ -680,11 +682,34 @@ def apply_overrides(
     return raw
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only true and false.
+
+    DVC reads and rewrites params.yaml as YAML 1.2 (ruamel), where ``off``, ``Yes`` and
+    ``no`` are text, and drops the quotes when it writes (``dvc exp run -S ...``): read
+    as YAML 1.1, ``mode: off`` became False and ``positive_class: Yes`` became True.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def read_yaml(text: str) -> Any:
+    """YAML text as DVC reads it (YAML 1.2 booleans): the one reader of params."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate params.yaml."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run cycleml from the project root)") from None
     except yaml.YAMLError as err:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,17 @@ def test_predict_refuses_an_unwritable_output_before_loading_any_model(tmp_path:
         assert result.returncode == 1
         assert says in " ".join(result.stderr.split()), result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "params.yaml", "scored.csv"]
+
+
+def test_registry_list_with_nothing_registered_says_why(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(repo_params()))
+    result = run("registry", "list", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "has no versions yet" in result.stdout and "dvc repro" in result.stdout
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    refusal = {"model_name": "cycleml-churn", "registered": False, "reasons": ["roc_auc low"]}
+    (reports / "register.json").write_text(json.dumps(refusal))
+    result = run("registry", "list", cwd=tmp_path)
+    assert "did not" in result.stdout and "roc_auc low" in result.stdout, result.stdout

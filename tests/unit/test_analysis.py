@@ -182,6 +182,18 @@ def test_fairness_skipped_unless_binary() -> None:
     assert "binary" in result["skipped"]
 
 
+def test_fairness_with_no_sensitive_column_is_not_checked_rather_than_within_limits() -> None:
+    from cycleml.cli.render import in_depth_lines
+
+    for sensitive in ([], ["gender"]):  # none configured; configured but not in the data
+        decisions = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+        result = fairness(FAIR_FRAME, BINARY, FAIR_Y, decisions, sensitive, FairnessParams())
+        assert "columns" not in result and result["violations"] == []
+        assert "evaluate.fairness.sensitive" in result["skipped"]
+        lines = in_depth_lines({"fairness": result, "behaviour": []})
+        assert lines[0].startswith("fairness: not checked (") and "within limits" not in lines[0]
+
+
 # --- a tiny fitted pipeline: behaviour and explanations --------------------------------
 
 TINY = Schema(

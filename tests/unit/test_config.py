@@ -113,3 +113,21 @@ def test_overrides_take_a_mapping_of_typed_values() -> None:
 def test_a_bad_override_is_named(item: str, named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         apply_overrides({"tune": {"n_trials": 20}}, [item])
+
+
+def test_params_survive_dvcs_rewrite(tmp_path: Path) -> None:
+    """`dvc exp run -S` rewrites params.yaml (YAML 1.2, quotes dropped): "off" and "Yes"
+    must still read as text, not as booleans."""
+    from dvc.utils.serialize import modify_yaml
+
+    path = tmp_path / "params.yaml"
+    path.write_text((REPO / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    with modify_yaml(path) as raw:  # what `dvc exp run -S train.xgboost.n_estimators=600` does
+        raw["train"]["xgboost"]["n_estimators"] = 600
+    text = path.read_text(encoding="utf-8")
+    assert "mode: off" in text and "positive_class: Yes" in text  # DVC dropped the quotes
+    params = load_params(path)
+    assert params.serving.challenger.mode == "off"
+    assert params.data.positive_class == "Yes"
+    assert params.train.xgboost.n_estimators == 600
+    assert apply_overrides({}, ["a.b=off", "a.c=true"]) == {"a": {"b": "off", "c": True}}

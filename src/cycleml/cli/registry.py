@@ -31,7 +31,7 @@ def registry_list(params: ParamsOption = Path("params.yaml")) -> None:
     with registry_client(params) as (client, name):
         rows = list_versions(client, name)
     if not rows:
-        console.print(f"model {name!r} has no versions yet: run `dvc repro`")
+        console.print(f"model {name!r} has no versions yet. {_why_none(name)}")
         return
     table = Table(title=f"{name} — MLflow Model Registry")
     for column in ("version", "aliases", "status", "decision", "test metrics", "created", "reason"):
@@ -48,6 +48,22 @@ def registry_list(params: ParamsOption = Path("params.yaml")) -> None:
             r.reason if len(r.reason) <= 70 else r.reason[:69] + "…",
         )
     console.print(table)
+
+
+def _why_none(name: str) -> str:
+    """Why ``name`` has no version: what the last `register` stage said, if it refused."""
+    from cycleml.files import read_json
+
+    report = project_paths().report("register.json")
+    first = "Run `dvc repro` (or `make run`): its register stage adds the first version."
+    try:
+        last = read_json(report)
+    except (OSError, ValueError):
+        return first
+    if last.get("registered") or last.get("model_name") != name:
+        return first
+    reasons = "; ".join(str(r) for r in last.get("reasons") or []) or "no reason recorded"
+    return f"The last `register` stage did not register it ({report}): {reasons}"
 
 
 def approve(

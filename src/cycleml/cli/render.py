@@ -104,7 +104,9 @@ def in_depth_lines(reports: dict[str, Any]) -> list[str]:
     """Fairness limits and behavioural checks of evaluate's in-depth reports."""
     lines = []
     fairness = reports["fairness"]
-    if "skipped" not in fairness:
+    if "skipped" in fairness:
+        lines.append(f"fairness: not checked ({fairness['skipped']})")
+    else:
         breaks = fairness["violations"]
         lines.append(
             "fairness: " + ("within limits" if not breaks else f"{len(breaks)} limit(s) broken")

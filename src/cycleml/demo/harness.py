@@ -113,7 +113,9 @@ def demo_project(repo: Path, root: Path, rows: int = 3000, trees: int = 100) -> 
     rows, no tuning, ``trees`` trees, the stages run by the CLI up to ``register``."""
     import yaml
 
-    raw = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    from cycleml.config import read_yaml
+
+    raw = read_yaml((repo / "params.yaml").read_text(encoding="utf-8"))
     raw["data"]["source"]["rows"] = rows
     raw["tune"]["enabled"] = False
     raw["train"]["xgboost"]["n_estimators"] = trees

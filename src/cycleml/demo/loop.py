@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from cycleml.config import Params, apply_overrides, load_params
+from cycleml.config import Params, apply_overrides, load_params, read_yaml
 from cycleml.demo.harness import Service
 from cycleml.evaluation.business import profit
 from cycleml.files import read_json, write_json
@@ -82,7 +82,7 @@ def prepare(repo: Path, root: Path, settings: LoopSettings) -> Params:
         shutil.copytree(repo / "contracts", root / "contracts")
     (root / "data" / "partitions").mkdir(parents=True)
     (root / "data" / "partitions" / "README.md").write_text("New labelled data (loop).\n")
-    raw = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    raw = read_yaml((repo / "params.yaml").read_text(encoding="utf-8"))
     raw["data"]["source"] = {"kind": "demo", "rows": settings.rows, "seed": 42, "scenario": "none"}
     raw["tune"]["n_trials"] = settings.trials
     raw["tracking"]["tracking_uri"] = "sqlite:///mlflow.db"
@@ -111,7 +111,7 @@ def _run(root: Path, command: list[str], name: str) -> None:
 
 def _set_param(root: Path, dotted: str, value: Any) -> Params:
     path = root / "params.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = read_yaml(path.read_text(encoding="utf-8"))
     apply_overrides(raw, {dotted: value})
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return load_params(path)

@@ -34,6 +34,7 @@ def fairness(
     false_positive_rate``, and ``demographic_parity_difference`` (largest gap in selection
     rate between groups) and ``equalized_odds_difference`` (largest gap in TPR or FPR).
     ``violations`` lists each difference above its limit (a None limit is not checked).
+    With no sensitive column to measure, ``skipped`` says why: nothing was checked.
     A group without positives (or negatives) has no real TPR (FPR): fairlearn counts it as
     0, so a note warns that equalized odds is then unreliable.
     """
@@ -97,4 +98,12 @@ def fairness(
                 violations.append(
                     {"column": column, "metric": metric, "value": value, "limit": limit}
                 )
+    if not columns:  # nothing was measured: say so, never "within limits"
+        absent = ", ".join(repr(c) for c in sensitive)
+        why = (
+            f"none of evaluate.fairness.sensitive ({absent}) is a column of the test set"
+            if sensitive
+            else "evaluate.fairness.sensitive names no column"
+        )
+        return {"skipped": why, "violations": [], "notes": notes}
     return {"columns": columns, "violations": violations, "notes": notes}

@@ -215,8 +215,17 @@ _SHOWN_METRICS = (
 
 def list_versions(client: MlflowClient, name: str) -> list[VersionRow]:
     """Every version, newest first, with aliases, status and key test metrics."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as err:
+        if err.error_code in _NOT_FOUND:
+            return []  # nothing registered under this name yet
+        uri = str(getattr(client, "_registry_uri", client.tracking_uri))
+        raise store_error(uri, err, f"list the versions of {name}") from None
     aliases: dict[str, list[str]] = {}
-    for alias, number in client.get_registered_model(name).aliases.items():
+    for alias, number in model.aliases.items():
         aliases.setdefault(str(number), []).append(alias)
     rows = []
     for v in client.search_model_versions(f"name = '{name}'"):
