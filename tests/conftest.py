@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,22 @@ class Project:
         }
         chosen = names or tuple(steps)
         return {name: steps[name]() for name in chosen}
+
+
+@contextmanager
+def module_project(factory: pytest.TempPathFactory, name: str) -> Iterator[Project]:
+    """A project for a module-scoped fixture: its own folder as the working directory and
+    no MLflow or cycleml location from the environment (the autouse fixture that clears
+    them runs per test, after module fixtures)."""
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
+        os.environ.pop(variable, None)
+    root = factory.mktemp(name)
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        yield Project(root)
+    finally:
+        os.chdir(before)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,7 +28,7 @@ from cycleml.demo.harness import Service
 from cycleml.monitor import retrain
 from cycleml.serve.labels import BadLabels, check_labels, typed_label
 from cycleml.serve.predlog import PredictionLog
-from tests.conftest import REPO, Project, small_params
+from tests.conftest import REPO, Project, module_project, small_params
 from tests.integration.test_service import Server, records
 
 pytestmark = pytest.mark.integration
@@ -126,19 +125,14 @@ def test_retrain_exports_only_labels_the_schema_knows(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
-        os.environ.pop(name, None)  # module scope: the autouse env fixture has not run yet
-    root = tmp_path_factory.mktemp("hostile")
-    before = Path.cwd()
-    os.chdir(root)
-    project = Project(root)
-    raw = small_params()
-    raw["serving"]["max_feedback_items"] = MAX_ITEMS
-    raw["serving"]["reload_seconds"] = None
-    project.run_stages(project.write_params(raw))
-    with Service.start(REPO, root) as service:
-        yield Server(service.url, project, service.process)
-    os.chdir(before)
+    with module_project(tmp_path_factory, "hostile") as project:
+        root = project.root
+        raw = small_params()
+        raw["serving"]["max_feedback_items"] = MAX_ITEMS
+        raw["serving"]["reload_seconds"] = None
+        project.run_stages(project.write_params(raw))
+        with Service.start(REPO, root) as service:
+            yield Server(service.url, project, service.process)
 
 
 def predict(server: Server, n: int = 1) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import json
-import os
 import resource
 import socket
 import sqlite3
@@ -15,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -23,7 +21,7 @@ import pytest
 
 from cycleml.demo.harness import Service
 from cycleml.serve.edge import MAX_PROBLEMS
-from tests.conftest import REPO, Project, small_params
+from tests.conftest import REPO, module_project, small_params
 from tests.integration.test_service import TOKEN, Server, records
 
 pytestmark = pytest.mark.integration
@@ -32,23 +30,18 @@ READ_SECONDS = 2
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
-        os.environ.pop(name, None)  # module scope: the autouse env fixture has not run yet
-    root = tmp_path_factory.mktemp("hostile")
-    before = Path.cwd()
-    os.chdir(root)
-    project = Project(root)
-    raw = small_params()
-    raw["serving"].update(
-        max_records=50,
-        max_body_bytes=16 * 2**20,
-        read_timeout_seconds=READ_SECONDS,
-        allowed_hosts=["cycleml.internal"],
-    )
-    project.run_stages(project.write_params(raw))
-    with Service.start(REPO, root, token=TOKEN) as service:
-        yield Server(service.url, project, service.process)
-    os.chdir(before)
+    with module_project(tmp_path_factory, "hostile") as project:
+        root = project.root
+        raw = small_params()
+        raw["serving"].update(
+            max_records=50,
+            max_body_bytes=16 * 2**20,
+            read_timeout_seconds=READ_SECONDS,
+            allowed_hosts=["cycleml.internal"],
+        )
+        project.run_stages(project.write_params(raw))
+        with Service.start(REPO, root, token=TOKEN) as service:
+            yield Server(service.url, project, service.process)
 
 
 def raw_request(

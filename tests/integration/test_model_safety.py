@@ -31,7 +31,7 @@ from cycleml.names import SCHEMA_ARTIFACT
 from cycleml.scoring.loaded import load_model
 from cycleml.serve.follower import AliasFollower
 from cycleml.serve.served import load, score
-from tests.conftest import Project, small_params
+from tests.conftest import Project, module_project, small_params
 
 pytestmark = pytest.mark.integration
 CYCLEML = Path(sys.executable).parent / "cycleml"
@@ -95,40 +95,37 @@ def _wrong_columns_pipeline() -> Any:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     import mlflow
 
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
-        os.environ.pop(name, None)  # module scope: the autouse env fixture has not run yet
-    root = tmp_path_factory.mktemp("hostile")
-    before = Path.cwd()
-    os.chdir(root)
-    project = Project(root)
-    params = project.write_params(small_params())
-    project.run_stages(params, "ingest", "validate", "split", "train")
-    client = configure(params.tracking, project.paths)
-    name = params.register_.model_name
-    trained = read_json(project.paths.train_run)
-    mlflow.register_model(trained["model_uri"], name)
-    client.set_registered_model_alias(name, "champion", "1")
-    schema = read_json(project.paths.schema)
+    with module_project(tmp_path_factory, "hostile") as project:
+        root = project.root
+        params = project.write_params(small_params())
+        project.run_stages(params, "ingest", "validate", "split", "train")
+        client = configure(params.tracking, project.paths)
+        name = params.register_.model_name
+        trained = read_json(project.paths.train_run)
+        mlflow.register_model(trained["model_uri"], name)
+        client.set_registered_model_alias(name, "champion", "1")
+        schema = read_json(project.paths.schema)
 
-    pickle_marker, skops_marker = root / "pickle-ran", root / "skops-ran"
-    assert _register(name, schema, Payload(pickle_marker), serialization_format="pickle") == "2"
-    tripwire = f"{Tripwire.__module__}.Tripwire"
-    version = _register(
-        name,
-        schema,
-        Tripwire(str(skops_marker)),
-        serialization_format="skops",
-        skops_trusted_types=[tripwire],  # written into the artifact's own MLmodel file
-    )
-    assert version == "3"
-    # MLflow re-loads a skops file as it saves it, trusting the listed types: the
-    # tripwire is live, and fired once here
-    assert skops_marker.exists()
-    skops_marker.unlink()
-    assert _register(name, schema, _wrong_columns_pipeline(), serialization_format="skops") == "4"
-    assert not pickle_marker.exists()
-    yield Store(project, params, client, name, pickle_marker, skops_marker)
-    os.chdir(before)
+        pickle_marker, skops_marker = root / "pickle-ran", root / "skops-ran"
+        assert _register(name, schema, Payload(pickle_marker), serialization_format="pickle") == "2"
+        tripwire = f"{Tripwire.__module__}.Tripwire"
+        version = _register(
+            name,
+            schema,
+            Tripwire(str(skops_marker)),
+            serialization_format="skops",
+            skops_trusted_types=[tripwire],  # written into the artifact's own MLmodel file
+        )
+        assert version == "3"
+        # MLflow re-loads a skops file as it saves it, trusting the listed types: the
+        # tripwire is live, and fired once here
+        assert skops_marker.exists()
+        skops_marker.unlink()
+        assert (
+            _register(name, schema, _wrong_columns_pipeline(), serialization_format="skops") == "4"
+        )
+        assert not pickle_marker.exists()
+        yield Store(project, params, client, name, pickle_marker, skops_marker)
 
 
 def test_a_pickle_version_is_refused_unopened(store: Store) -> None:

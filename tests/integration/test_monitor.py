@@ -22,7 +22,7 @@ from cycleml.monitor import check as mon
 from cycleml.scoring.loaded import LoadedModel, load_model
 from cycleml.serve.predlog import PredictionLog
 from cycleml.serve.served import Served, score
-from tests.conftest import Project, small_params
+from tests.conftest import Project, module_project, small_params
 
 pytestmark = pytest.mark.integration
 CYCLEML = Path(sys.executable).parent / "cycleml"
@@ -30,16 +30,10 @@ CYCLEML = Path(sys.executable).parent / "cycleml"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, Params]]:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
-        os.environ.pop(name, None)  # module scope: the autouse env fixture has not run yet
-    root = tmp_path_factory.mktemp("monitored")
-    before = Path.cwd()
-    os.chdir(root)
-    project = Project(root)
-    params = project.write_params(small_params(rows=4000))
-    project.run_stages(params)
-    yield project, params
-    os.chdir(before)
+    with module_project(tmp_path_factory, "monitored") as project:
+        params = project.write_params(small_params(rows=4000))
+        project.run_stages(params)
+        yield project, params
 
 
 def champion(project: Project, params: Params) -> LoadedModel:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from cycleml.demo.harness import Service
-from tests.conftest import REPO, Project, small_params
+from tests.conftest import REPO, Project, module_project, small_params
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-admin-token"
@@ -60,22 +60,17 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CYCLEML_ROOT"):
-        os.environ.pop(name, None)  # module scope: the autouse env fixture has not run yet
-    root = tmp_path_factory.mktemp("served")
-    before = Path.cwd()
-    os.chdir(root)
-    project = Project(root)
-    raw = small_params()
-    raw["serving"].update(reload_seconds=1)
-    raw["serving"]["challenger"]["mode"] = "shadow"
-    raw["serving"]["max_records"] = 50
-    raw["serving"]["max_body_bytes"] = 64 * 1024
-    params = project.write_params(raw)
-    project.run_stages(params)
-    with Service.start(REPO, root, token=TOKEN) as service:
-        yield Server(service.url, project, service.process)
-    os.chdir(before)
+    with module_project(tmp_path_factory, "served") as project:
+        root = project.root
+        raw = small_params()
+        raw["serving"].update(reload_seconds=1)
+        raw["serving"]["challenger"]["mode"] = "shadow"
+        raw["serving"]["max_records"] = 50
+        raw["serving"]["max_body_bytes"] = 64 * 1024
+        params = project.write_params(raw)
+        project.run_stages(params)
+        with Service.start(REPO, root, token=TOKEN) as service:
+            yield Server(service.url, project, service.process)
 
 
 def records(server: Server, n: int = 5) -> list[dict[str, Any]]:
