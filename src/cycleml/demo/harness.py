@@ -55,6 +55,9 @@ class Service:
             "CYCLEML_ADMIN_TOKEN": token,
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "BENTOML_DO_NOT_TRACK": "true",
+            # BentoML wipes $BENTOML_HOME/prometheus_multiproc_dir when a service starts:
+            # one home per project, so services started side by side keep their metrics
+            "BENTOML_HOME": str(root / ".bentoml"),
         }
         log = root / "logs" / "service.log"
         log.parent.mkdir(parents=True, exist_ok=True)
