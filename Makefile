@@ -81,7 +81,7 @@ ui: install ## MLflow UI on http://127.0.0.1:5000: runs, models, the registry
 loop: install ## the lifecycle in one go on the demo data: train, serve, drift, monitor, retrain, promote
 	$(BIN)/cycleml loop
 
-monitor: install ## drift and model quality of the served traffic vs the reference (exit 3 drift, 4 degraded)
+monitor: install ## drift and model quality of the served traffic vs the reference (exit 3 drift, 4 degraded, 5 too few rows to judge)
 	$(BIN)/cycleml monitor
 
 monitor-ui: install ## Evidently UI on http://127.0.0.1:8000: drift over time (monitoring/)

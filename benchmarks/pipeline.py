@@ -22,6 +22,7 @@ def make_project(root: Path, size: Size) -> Path:
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "contracts", root / "contracts")
     shutil.copytree(REPO / "data" / "partitions", root / "data" / "partitions")
+    shutil.copytree(REPO / "data" / "external", root / "data" / "external")
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))

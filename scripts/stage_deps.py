@@ -9,6 +9,10 @@ be exactly the stage's ``src/cycleml`` deps in dvc.yaml: then editing any code a
 runs re-runs it, and editing code it does not run does not. The CLI layer is left out: it
 parses and prints, and what it prints is not a stage output.
 
+Only the ``src/cycleml`` lines are rewritten; every other dep (data, earlier stages'
+outputs) stays as written. The data folders in ``DATA_DEPS`` must stay: without them DVC
+would not see a changed source file or a new partition, and the check says so.
+
     python scripts/stage_deps.py            # show each stage's closure and what differs
     python scripts/stage_deps.py --check    # exit 1 when dvc.yaml differs (tests, CI)
     python scripts/stage_deps.py --write    # rewrite the src/cycleml deps in dvc.yaml
@@ -27,6 +31,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = "cycleml"
+DATA_DEPS = {"ingest": ["data/external", "data/partitions"]}
+"""Non-code deps a stage must list: where ingest's data lives (file sources in
+data/external, ``cycleml.data.sources.SOURCE_DIR``; ``cycleml retrain``'s partitions)."""
 
 
 def module_file(module: str) -> Path | None:
@@ -109,8 +116,10 @@ def differences(dvc_file: Path) -> dict[str, tuple[list[str], list[str]]]:
     out = {}
     for stage in stages(dvc_file):
         want, have = as_deps(closure(stage)), declared(dvc, stage)
-        if want != have:
-            out[stage] = (sorted(set(want) - set(have)), sorted(set(have) - set(want)))
+        listed = {str(d).rstrip("/") for d in dvc["stages"][stage].get("deps", [])}
+        data = [d for d in DATA_DEPS.get(stage, []) if d not in listed]
+        if want != have or data:
+            out[stage] = (sorted(set(want) - set(have)) + data, sorted(set(have) - set(want)))
     return out
 
 

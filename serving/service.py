@@ -32,13 +32,14 @@ from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from cycleml.config import load_params
+from cycleml.model.registry import NotApproved
 from cycleml.model.tracking import StoreError, configure, redact, tracking_uri
 from cycleml.paths import project_paths
 from cycleml.serve import served as serving
 from cycleml.serve import tasks
 from cycleml.serve.connections import install
 from cycleml.serve.edge import Edge, Routes
-from cycleml.serve.follower import AliasFollower
+from cycleml.serve.follower import AliasFollower, load_approved
 from cycleml.serve.labels import BadLabels, check_labels
 from cycleml.serve.predlog import LabelConflict, LogUnavailable, PredictionLog, UnknownRequest
 
@@ -55,9 +56,13 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
 def _startup_version() -> serving.Served:
-    """The version to serve, or a one-paragraph error and exit status 1."""
+    """The version to serve, or a one-paragraph error and exit status 1 (also when the
+    alias names a version the registry has not approved)."""
     try:
-        return serving.load(configure(PARAMS.tracking, PATHS), MODEL_NAME, REF)
+        return load_approved(configure(PARAMS.tracking, PATHS), MODEL_NAME, REF)
+    except NotApproved as err:
+        sys.stderr.write(f"cycleml service: will not serve {MODEL_NAME}: {err}\n")
+        raise SystemExit(1) from None
     except Exception as err:  # noqa: BLE001 - any failure here means "cannot start"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         # every URI shown has its secrets masked; a StoreError names its store itself
@@ -152,6 +157,7 @@ class CycleML:
             MODEL_NAME,
             PARAMS.serving.alias,
             challenger=CHALLENGER.alias if CHALLENGER.mode != "off" else None,
+            shadow=CHALLENGER.mode == "shadow",
             on_status=lambda reachable: REGISTRY_UP.set(1 if reachable else 0),
             on_swap=_freeze_heap,
         )

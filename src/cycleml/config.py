@@ -11,11 +11,19 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 __all__ = [
     "ConfigError",
@@ -55,8 +63,27 @@ class DemoSource(_Strict):
     scenario: str = "none"
 
 
+def _as_text(value: Any) -> Any:
+    """A date or number as text: YAML reads ``2024-06-01`` as a date and ``7`` as a number,
+    and ``dvc exp run -S`` writes values unquoted."""
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+Fingerprint = Annotated[
+    str | None,
+    BeforeValidator(_as_text),
+    Field(
+        description="the version of data DVC cannot hash (a URL, a SQL table): any text that "
+        "changes when the data does, e.g. its load date; a change re-runs ingest"
+    ),
+]
+
+
 class FileSource(_Strict):
-    """A CSV or Parquet file: a local path or any fsspec URL (s3://, gs://, https://)."""
+    """A CSV or Parquet file: a local path or any fsspec URL (s3://, gs://, https://).
+    DVC sees a local file's changes when it lies in data/external/ (ingest's dependency)."""
 
     kind: Literal["file"]
     path: str
@@ -65,6 +92,7 @@ class FileSource(_Strict):
     encoding: str = "utf-8"
     header: bool = True
     columns: list[str] | None = Field(None, description="column names for a header-less CSV")
+    fingerprint: Fingerprint = None
 
 
 class SqlSource(_Strict):
@@ -73,6 +101,7 @@ class SqlSource(_Strict):
     kind: Literal["sql"]
     url: str
     query: str
+    fingerprint: Fingerprint = None
 
 
 Source = Annotated[DemoSource | FileSource | SqlSource, Field(discriminator="kind")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ def repo(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "contracts", root / "contracts")
     shutil.copytree(REPO / "data" / "partitions", root / "data" / "partitions")
+    shutil.copytree(REPO / "data" / "external", root / "data" / "external")
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(rows=1500), sort_keys=False))
@@ -98,7 +100,10 @@ def test_own_data_by_changing_only_the_data_block(repo: Path) -> None:
     """A user's regression CSV: a two-key data block, task and split set, nothing else."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"] = {
-        "source": {"kind": "file", "path": str(houses_csv(repo / "houses.csv"))},
+        "source": {
+            "kind": "file",
+            "path": str(houses_csv(repo / "data" / "external" / "houses.csv")),
+        },
         "target": "price",
     }
     params["task"] = "regression"
@@ -109,6 +114,55 @@ def test_own_data_by_changing_only_the_data_block(repo: Path) -> None:
     metrics = json.loads((repo / "metrics" / "evaluate.json").read_text())
     assert metrics["r2"] > 0.8 and "error_cost" in metrics
     assert "register: cycleml-churn v1 -> @champion" in out
+
+
+def _breast_cancer_csv(path: Path, rows: int) -> str:
+    """A real public table that ships with scikit-learn (569 tumours, 30 measurements): its
+    first ``rows`` rows and 8 measurements (explore's figures are per column), the label as
+    text; returns the file's md5."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    table = bunch.data.iloc[:rows, :8].copy()
+    table["diagnosis"] = bunch.target.iloc[:rows].map({0: "malignant", 1: "benign"})
+    table.to_csv(path, index=False)
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def test_a_changed_source_file_reruns_ingest_and_what_follows(repo: Path) -> None:
+    """A file source in data/external/: replacing its contents at the same path is a change
+    DVC sees (status names ingest, repro re-runs it and the rest, the new training run is
+    tagged with the new file's md5); after that, repro is a no-op."""
+    dvc = str(BIN / "dvc")
+    source = repo / "data" / "external" / "breast_cancer.csv"
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"] = {
+        "source": {"kind": "file", "path": "data/external/breast_cancer.csv"},
+        "target": "diagnosis",
+        "positive_class": "malignant",
+    }
+    params["train"]["xgboost"]["n_estimators"] = 30
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    first_md5 = _breast_cancer_csv(source, rows=400)
+    sh(repo, dvc, "repro")
+    assert _train_run_tags(repo)["cycleml.data.source.md5"] == first_md5
+
+    second_md5 = _breast_cancer_csv(source, rows=340)  # new contents, same path
+    status = sh(repo, dvc, "status").stdout
+    assert status.startswith("ingest:") and "modified:           data/external" in status
+    again = sh(repo, dvc, "repro").stdout
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in again
+    assert _train_run_tags(repo)["cycleml.data.source.md5"] == second_md5
+    assert json.loads((repo / "reports" / "ingest.json").read_text())["warnings"] == []
+
+    third = sh(repo, dvc, "repro").stdout
+    assert "Running stage" not in third and "up to date" in third
+
+
+def _train_run_tags(repo: Path) -> dict[str, str]:
+    run_id = json.loads((repo / "models" / "train_run.json").read_text())["run_id"]
+    return MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").get_run(run_id).data.tags
 
 
 def test_a_stage_killed_midway_leaves_nothing_half_written_and_repro_recovers(

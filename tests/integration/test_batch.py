@@ -97,11 +97,59 @@ def test_a_messy_csv_is_cleaned_as_ingest_cleaned_the_training_data(project: Pro
     target = project.root / "prices.csv"
     report = predict_file(source, target, model, chunk_rows=500, progress=False)
     out = pd.read_csv(target)
-    assert list(out.columns) == ["prediction", "model_name", "model_version"]
+    # no id column in the schema: each row's position, so rows match back by number
+    assert list(out.columns) == ["row", "prediction", "model_name", "model_version"]
     ingested = pd.read_parquet(project.paths.raw)  # the same rows, cleaned by ingest
     assert report.rows == len(ingested) == len(out)
+    assert out["row"].tolist() == list(range(len(out)))
     expected = predict_scores(model.pipeline, model.schema, ingested)
     np.testing.assert_allclose(out["prediction"], expected, rtol=1e-12)
+
+
+def test_ids_keep_their_type_and_rows_without_ids_get_their_number(project: Project) -> None:
+    """Integer ids stay integers from CSV and Parquet into CSV and Parquet, so the output
+    merges back on the input (issue 14); ids that are not plain integers stay text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, model = trained(project)
+    test = pd.read_parquet(project.paths.split("test")).head(300).drop(columns="churn")
+    root = project.root
+    numbered = test.assign(customer_id=np.arange(1000, 1000 + len(test)))
+    gap = numbered.assign(customer_id=pd.array([None, *numbered["customer_id"][1:]], "Int64"))
+    numbered.to_parquet(root / "ids.parquet")
+    numbered.to_csv(root / "ids.csv", index=False)
+    gap.to_parquet(root / "gap.parquet")
+    gap.to_csv(root / "gap.csv", index=False)
+    for source in ("ids.parquet", "ids.csv", "gap.parquet", "gap.csv"):
+        for target in (root / "out.parquet", root / "out.csv"):
+            predict_file(root / source, target, model, chunk_rows=64, progress=False)
+            if target.suffix == ".parquet":
+                assert pq.read_schema(target).field("customer_id").type == pa.int64(), source
+            else:  # as written: 1000, never 1000.0; a missing id stays empty
+                lines = target.read_text().splitlines()
+                assert [line.split(",")[0] for line in lines[1:3]] == (
+                    ["", "1001"] if source.startswith("gap") else ["1000", "1001"]
+                ), source
+            out = pd.read_parquet(target) if target.suffix == ".parquet" else pd.read_csv(target)
+            original = numbered if source.startswith("ids") else gap.dropna()
+            merged = original.merge(out, on="customer_id", validate="one_to_one")
+            assert len(merged) == len(original), (source, target)
+
+    # leading zeros would not survive an integer: such ids stay text, exactly as written
+    zeros = test.assign(customer_id=[f"{i:05d}" for i in range(len(test))])
+    zeros.to_csv(root / "zeros.csv", index=False)
+    predict_file(root / "zeros.csv", root / "zeros.parquet", model, progress=False)
+    out = pd.read_parquet(root / "zeros.parquet")
+    assert out["customer_id"].tolist() == zeros["customer_id"].tolist()
+
+    # a file without the id column: each row's position in it, across chunks
+    test.drop(columns="customer_id").to_parquet(root / "no_ids.parquet")
+    for target in (root / "rows.parquet", root / "rows.csv"):
+        predict_file(root / "no_ids.parquet", target, model, chunk_rows=64, progress=False)
+        out = pd.read_parquet(target) if target.suffix == ".parquet" else pd.read_csv(target)
+        assert list(out.columns)[:2] == ["row", "prediction"]
+        assert out["row"].tolist() == list(range(len(test)))
 
 
 class _FailsOnSecondChunk:

@@ -169,9 +169,11 @@ def test_unknown_ids_are_one_short_wait_and_hold_up_no_other_endpoint(server: Se
     single = time.monotonic() - started
     thread.join()
     code_feedback, body, took = result
-    assert code == 200 and single < 0.3, f"/predict_one took {single:.2f} s during /feedback"
+    # before: 0.6 s per unknown id, on the thread /predict_one needs (16.6 s for 30 ids);
+    # the bounds are loose so that a busy machine never fails them, the old code always
+    assert code == 200 and single < 3, f"/predict_one took {single:.2f} s during /feedback"
     assert code_feedback == 404 and "items[].request_id" in body["error"]
-    assert took < 2, f"30 unknown ids took {took:.1f} s"
+    assert took < 6, f"30 unknown ids took {took:.1f} s"
     assert "made-up" not in json.dumps(body)
 
 

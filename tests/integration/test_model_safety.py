@@ -5,10 +5,15 @@ same model: a pickle whose ``__reduce__`` creates a marker file (v2), a skops fi
 a type whose construction creates a marker, trusted by its own MLmodel file (v3), and a
 clean skops Pipeline built for other columns (v4), which loads but cannot score. Each
 hostile payload is shown to be live (MLflow's own loader runs it), so the tests can fail.
+All four are approved, so what refuses them is loading, never approval.
+
+The registry's word is final (issue 14): an alias moved to a version that is not approved,
+as the MLflow UI allows, is not served, nor scored by ``cycleml predict`` through it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import subprocess
@@ -24,17 +29,20 @@ from mlflow import MlflowClient
 from sklearn.base import BaseEstimator
 
 from cycleml.config import Params
+from cycleml.demo.harness import free_port
 from cycleml.files import read_json
 from cycleml.model.loading import TRUSTED_TYPES, UnsafeModelError
+from cycleml.model.registry import APPROVED, PENDING, REJECTED, NotApproved, set_status
 from cycleml.model.tracking import configure
 from cycleml.names import SCHEMA_ARTIFACT
 from cycleml.scoring.loaded import load_model
 from cycleml.serve.follower import AliasFollower
 from cycleml.serve.served import load, score
-from tests.conftest import Project, module_project, small_params
+from tests.conftest import REPO, Project, module_project, small_params
 
 pytestmark = pytest.mark.integration
 CYCLEML = Path(sys.executable).parent / "cycleml"
+BENTOML = Path(sys.executable).parent / "bentoml"
 
 
 class Payload:
@@ -125,6 +133,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
             _register(name, schema, _wrong_columns_pipeline(), serialization_format="skops") == "4"
         )
         assert not pickle_marker.exists()
+        for number in ("1", "2", "3", "4"):
+            set_status(client, name, number, APPROVED, "a safety test's fixture", by="test")
         yield Store(project, params, client, name, pickle_marker, skops_marker)
 
 
@@ -192,10 +202,10 @@ def test_the_follower_keeps_serving_when_the_alias_moves_to_a_bad_version(
         client.set_registered_model_alias(name, "champion", "1")
         follower.reload()
         assert follower.registry["refused"] == {}
-        good = client.create_model_version(name, client.get_model_version(name, "1").source)
-        client.set_registered_model_alias(name, "champion", str(good.version))
+        good = _copy_of_champion(store, APPROVED)
+        client.set_registered_model_alias(name, "champion", good)
         follower.reload()
-        assert follower.served.version == str(good.version)
+        assert follower.served.version == good
     finally:
         client.set_registered_model_alias(name, "champion", "1")
 
@@ -215,3 +225,129 @@ def test_cli_predict_with_a_pickle_version_fails_in_one_paragraph(store: Store) 
     assert "cycleml train" in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists() and not store.pickle_marker.exists()
+
+
+def _copy_of_champion(store: Store, status: str | None) -> str:
+    """A new version of v1's model (it loads and scores) with approval ``status``; None:
+    no status tag, as a version registered in the MLflow UI has."""
+    client = store.client
+    copy = str(
+        client.create_model_version(
+            store.name, client.get_model_version(store.name, "1").source
+        ).version
+    )
+    if status is not None:
+        set_status(client, store.name, copy, status, "a test decided", by="test")
+    return copy
+
+
+def test_the_follower_serves_only_approved_versions_whatever_the_alias_says(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, name = store.client, store.name
+    rejected, unreviewed = _copy_of_champion(store, REJECTED), _copy_of_champion(store, None)
+    follower = AliasFollower(client, name, "champion")
+    try:
+        for version, status, fix in (
+            (rejected, "rejected", "`cycleml registry rollback`"),
+            (unreviewed, "pending", f"`cycleml registry approve {unreviewed} --reason"),
+        ):
+            client.set_registered_model_alias(name, "champion", version)  # as the UI does
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="cycleml.serve.follower"):
+                follower.reload()
+                follower.reload()
+            assert follower.served.version == "1"
+            refused = follower.registry["refused"]["@champion"]
+            assert refused["version"] == version
+            assert f"status (cycleml.status) is '{status}', not approved" in refused["error"]
+            assert fix in refused["error"]
+            said = [r.getMessage() for r in caplog.records if f"refused v{version}" in r.message]
+            assert len(said) == 1, said  # once, however often the alias is checked
+            assert "still serving v1" in said[0] and "not approved" in said[0]
+
+        # once approved, the same version goes through: what refused it was the approval
+        set_status(client, name, unreviewed, APPROVED, "reviewed", by="test")
+        follower.reload()
+        assert follower.served.version == unreviewed
+        assert follower.registry["refused"] == {}
+    finally:
+        client.set_registered_model_alias(name, "champion", "1")
+
+
+def test_an_unapproved_champion_at_start_up_is_refused(store: Store) -> None:
+    client, name = store.client, store.name
+    rejected = _copy_of_champion(store, REJECTED)
+    client.set_registered_model_alias(name, "champion", rejected)
+    try:
+        with pytest.raises(NotApproved, match=f"@champion names v{rejected}, whose status"):
+            AliasFollower(client, name, "champion")
+    finally:
+        client.set_registered_model_alias(name, "champion", "1")
+
+
+def test_a_shadow_may_be_pending_a_canary_may_not(store: Store) -> None:
+    client, name = store.client, store.name
+    pending, rejected = _copy_of_champion(store, PENDING), _copy_of_champion(store, REJECTED)
+    client.set_registered_model_alias(name, "challenger", pending)
+    try:
+        shadow = AliasFollower(client, name, "champion", challenger="challenger", shadow=True)
+        assert shadow.challenger is not None and shadow.challenger.version == pending
+        canary = AliasFollower(client, name, "champion", challenger="challenger")
+        assert canary.challenger is None
+        assert canary.registry["refused"]["@challenger"]["version"] == pending
+
+        client.set_registered_model_alias(name, "challenger", rejected)
+        shadow.reload_challenger()  # a rejected version is not even shadowed
+        assert shadow.challenger is None
+        assert "'rejected'" in shadow.registry["refused"]["@challenger"]["error"]
+    finally:
+        client.delete_registered_model_alias(name, "challenger")
+
+
+def test_the_cli_and_the_service_refuse_an_unapproved_champion(store: Store) -> None:
+    """`registry list` flags it, `predict` refuses it through the alias (and scores it,
+    warned, by number), and the service does not start on it."""
+    client, name, root = store.client, store.name, store.project.root
+    rejected = _copy_of_champion(store, REJECTED)
+    rows = root / "approval-rows.csv"
+    pd.read_parquet(store.project.paths.split("test")).head(5).to_csv(rows, index=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(COLUMNS="300", CYCLEML_ROOT=str(root), CYCLEML_PARAMS=str(root / "params.yaml"))
+
+    def run(*args: str, cwd: Path = root) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+    listed = run(str(CYCLEML), "registry", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "not approved: will not be served" not in listed.stdout  # v1 is approved
+
+    client.set_registered_model_alias(name, "champion", rejected)
+    try:
+        listed = run(str(CYCLEML), "registry", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "@champion (not approved: will not be served)" in listed.stdout
+
+        out = root / "approval-scored.csv"
+        refused = run(str(CYCLEML), "predict", str(rows), str(out))
+        assert refused.returncode == 1, refused.stdout
+        said = " ".join(refused.stderr.split())
+        assert f"@champion names v{rejected}" in said and "not approved" in said
+        assert "Traceback" not in refused.stderr and not out.exists()
+
+        named = run(str(CYCLEML), "predict", str(rows), str(out), "--version", rejected)
+        assert named.returncode == 0, named.stderr
+        assert f"v{rejected} is rejected, not approved" in " ".join(named.stderr.split())
+        assert pd.read_csv(out)["model_version"].tolist() == [int(rejected)] * 5
+
+        port = str(free_port())
+        served = run(
+            *(str(BENTOML), "serve", "service:CycleML", "--host", "127.0.0.1", "--port", port),
+            cwd=REPO / "serving",
+        )
+        assert served.returncode == 1, served.stderr[-2000:]
+        said = served.stderr.strip().splitlines()
+        assert said[-1].startswith(f"cycleml service: will not serve {name}: @champion names")
+        assert "Traceback" not in served.stderr
+    finally:
+        client.set_registered_model_alias(name, "champion", "1")

@@ -1,6 +1,8 @@
 """`cycleml monitor` against a real trained model, its reference profile and a real
 prediction log: quiet on the reference distribution, data drift on a shifted column,
-degradation (concept drift) when the target's relation to the features changes."""
+degradation (concept drift) when the target's relation to the features changes, no
+verdict on a window too small to judge, and rows the model trained on left out of model
+quality."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from cycleml.data.cleaning import clean
 from cycleml.data.demo import generate_churn
 from cycleml.model.tracking import configure
 from cycleml.monitor import check as mon
+from cycleml.monitor.window import load_seen_rows
 from cycleml.scoring.loaded import LoadedModel, load_model
 from cycleml.serve.predlog import PredictionLog
 from cycleml.serve.served import Served, score
@@ -42,15 +45,19 @@ def champion(project: Project, params: Params) -> LoadedModel:
 
 
 def window(project: Project, params: Params, scenario: str, rows: int = 3000) -> Path:
-    """Demo customers of ``scenario`` (a seed training never saw) as a file, labels in."""
+    """Demo customers of ``scenario`` (a seed training never saw) as a file, labels in.
+    Ids of their own: the generator numbers every table's customers from C0000001."""
     path = project.root / f"current-{scenario}-{rows}.parquet"
-    generate_churn(rows, 4242, scenario).to_parquet(path)
+    frame = generate_churn(rows, 4242, scenario)
+    frame["customer_id"] = [f"N{i:07d}" for i in range(rows)]
+    frame.to_parquet(path)
     return path
 
 
 def check(project: Project, params: Params, path: Path) -> mon.MonitorResult:
     model = champion(project, params)
     frame = mon.from_file(path, model, params.data)
+    client = configure(params.tracking, project.paths)
     result, _ = mon.check(
         pd.read_parquet(project.paths.reference),
         frame,
@@ -58,6 +65,7 @@ def check(project: Project, params: Params, path: Path) -> mon.MonitorResult:
         params.monitor,
         window=str(path),
         reports_dir=project.root / "reports",
+        seen=load_seen_rows(client, model.run_id),
     )
     return result
 
@@ -111,17 +119,44 @@ def test_a_changed_target_relation_is_degradation_not_data_drift(
     assert result.drift["drifted"] == []  # the features did not move
     assert result.verdict == "degraded"
     assert "log_loss" in result.quality["degraded"]
+    assert result.quality["metrics"]["log_loss"]["change"].endswith("% worse")
     labels = result.quality["labels"]["Yes"]
     assert labels["current"] > labels["reference"] + 0.08  # churn rose
     assert result.exit_code == 4
 
 
-def test_too_few_rows_give_no_drift_verdict_and_say_so(trained: tuple[Project, Params]) -> None:
+def test_too_few_rows_are_not_ok_but_too_small_and_say_so(trained: tuple[Project, Params]) -> None:
+    """60 rows after a price rise: the drift figures are not judged, and neither the
+    verdict nor the exit status claims the model is fine."""
     project, params = trained
-    result = check(project, params, window(project, params, "price_rise", rows=60))
-    assert result.verdict == "ok"
-    assert any("too few to judge drift" in note for note in result.notes)
-    assert "skipped" in result.quality
+    path = window(project, params, "price_rise", rows=60)
+    done = _cli(project, "monitor", "--current", str(path))
+    assert done.returncode == 5, done.stderr
+    assert "too_small" in done.stdout and "● ok" not in done.stdout
+    assert "drift: not checked (60 rows, needs 200: monitor.min_rows)" in done.stdout
+    assert "model quality: not checked (60 labelled rows, needs 200" in done.stdout
+    summary = json.loads((project.root / "reports" / "monitor.json").read_text())
+    assert summary["verdict"] == "too_small"
+    assert summary["drift"]["not_checked"].startswith("not checked (60 rows")
+    assert summary["prediction"]["not_checked"] == summary["drift"]["not_checked"]
+
+
+def test_rows_the_model_trained_on_are_left_out_of_model_quality(
+    trained: tuple[Project, Params],
+) -> None:
+    """A window holding training rows (matched on customer_id) besides held-out test rows:
+    only the test rows are judged, and the result says how many were left out."""
+    project, params = trained
+    unseen = pd.read_parquet(project.paths.split("test"))
+    seen = pd.read_parquet(project.paths.split("train")).head(500)
+    path = project.root / "with-training-rows.parquet"
+    pd.concat([unseen, seen], ignore_index=True).to_parquet(path)
+    result = check(project, params, path)
+    assert result.labelled_rows == len(unseen) + 500
+    assert result.quality["trained_rows"] == {"left_out": 500}
+    assert result.quality["rows"] == len(unseen)
+    lines = mon.describe(result)
+    assert "rows the model trained on: 500 left out of model quality" in lines
 
 
 def test_the_prediction_log_window_by_version_rows_and_time(
@@ -133,7 +168,8 @@ def test_the_prediction_log_window_by_version_rows_and_time(
     url = project.paths.database_url("sqlite:///log-window.db")
     log = PredictionLog(url, flush_seconds=0.05)
     frame, _ = clean(generate_churn(400, 9, "none"), params.data)
-    records = frame[model.schema.inputs].astype(object).where(frame.notna(), None)
+    columns = [*model.schema.inputs, "customer_id"]  # as clients send them, ids beside
+    records = frame[columns].astype(object).where(frame.notna(), None)
     rows = records.to_dict(orient="records")
     answers = score(served, rows)
     log.add(model.name, rows, answers)
@@ -154,6 +190,8 @@ def test_the_prediction_log_window_by_version_rows_and_time(
     assert current["monthly_charges"].dtype == "float64"
     sent = {a["request_id"]: r["contract"] for a, r in zip(answers, rows, strict=True)}
     assert dict(zip(current["_request_id"], current["contract"], strict=True)) == sent
+    ids = {a["request_id"]: r["customer_id"] for a, r in zip(answers, rows, strict=True)}
+    assert dict(zip(current["_request_id"], current["customer_id"], strict=True)) == ids
     newest, _ = mon.from_log(url, model.name, load, last=100)
     assert len(newest) == 100
     with pytest.raises(mon.MonitorError, match="no served predictions"):
@@ -162,19 +200,29 @@ def test_the_prediction_log_window_by_version_rows_and_time(
         mon.from_log(url, model.name, load, version="99")
 
 
+def _cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["COLUMNS"] = "200"  # one line per finding
+    return subprocess.run(
+        [str(CYCLEML), *args], cwd=project.root, capture_output=True, text=True, env=env
+    )
+
+
 def test_cli_writes_every_output_and_exits_with_the_verdict(
     trained: tuple[Project, Params],
 ) -> None:
     project, params = trained
     path = window(project, params, "price_rise")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    done = subprocess.run(
-        [str(CYCLEML), "monitor", "--current", str(path)],
-        cwd=project.root,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+
+    def snapshots() -> int:
+        from evidently.ui.workspace import Workspace
+
+        workspace = Workspace(str(project.root / "monitoring"))
+        found = workspace.search_project("cycleml")
+        return len(workspace.list_runs(found[0].id)) if found else 0
+
+    before = snapshots()  # other tests of this module ran the command too
+    done = _cli(project, "monitor", "--current", str(path))
     assert done.returncode == 3, done.stderr
     assert "drift" in done.stdout and "monthly_charges" in done.stdout
     summary = json.loads((project.root / "reports" / "monitor.json").read_text())
@@ -183,26 +231,14 @@ def test_cli_writes_every_output_and_exits_with_the_verdict(
     assert metrics["drifted_columns"] == 1 and metrics["labelled_rows"] == 3000
     assert (project.root / "reports" / "monitor.html").stat().st_size > 10_000
     assert (project.root / "reports" / "monitor_quality.html").exists()
-
-    from evidently.ui.workspace import Workspace
-
-    workspace = Workspace(str(project.root / "monitoring"))
-    found = workspace.search_project("cycleml")
-    assert found and len(workspace.list_runs(found[0].id)) == 2  # drift + quality
+    assert snapshots() == before + 2  # drift + quality
 
 
 def test_cli_errors_name_the_problem(trained: tuple[Project, Params]) -> None:
     project, _ = trained
     bad = project.root / "bad.parquet"
     generate_churn(300, 1, "none").drop(columns=["tenure_months"]).to_parquet(bad)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    done = subprocess.run(
-        [str(CYCLEML), "monitor", "--current", str(bad)],
-        cwd=project.root,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    done = _cli(project, "monitor", "--current", str(bad))
     assert done.returncode == 1
     assert "tenure_months" in done.stderr
 

@@ -72,14 +72,24 @@ def predict(
     source: Annotated[Path, typer.Argument(help="rows to score: .csv, .csv.gz, .parquet, .pq")],
     output: Annotated[Path, typer.Argument(help="predictions; CSV or Parquet by extension")],
     version: Annotated[
-        str, typer.Option("--version", help="a version number or alias")
+        str,
+        typer.Option(
+            "--version",
+            help="an alias (its version must be approved, as for the service) or a version "
+            "number (any status: scoring a candidate before approving it is allowed, with a "
+            "warning)",
+        ),
     ] = "@champion",
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="rows per chunk (bounds memory)")
     ] = 100_000,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Score a file of any size with a registered model, in chunks; written atomically."""
+    """Score a file of any size with a registered model, in chunks; written atomically.
+
+    Each output row has the input's id columns, as typed in the file (or `row`, its
+    position, when there are none), the prediction and the model's name and version.
+    """
     from cycleml.config import load_params
     from cycleml.scoring.batch import BatchError, check_output, predict_file
     from cycleml.scoring.loaded import load_model
@@ -91,6 +101,7 @@ def predict(
         raise typer.Exit(1) from None
     with registry_client(params) as (client, name):
         model = load_model(client, name, version)
+        _check_approval(version, model.version, model.tags)
         try:
             report = predict_file(
                 source,
@@ -104,6 +115,28 @@ def predict(
             err_console.print(f"[red]✗ predict failed:[/] {err}")
             raise typer.Exit(1) from None
     show(f"predict ({name} v{model.version})", report.lines())
+
+
+def _check_approval(ref: str, number: str, tags: dict[str, str]) -> None:
+    """An alias must name an approved version, as for the service (the MLflow UI moves
+    aliases without asking); a version named by number may be scored whatever its status,
+    with a warning, so a candidate can be tried before it is approved.
+
+    Raises:
+        NotApproved: ``ref`` is an alias and its version is not approved.
+    """
+    from cycleml.model.registry import APPROVED, PENDING, require_servable
+    from cycleml.names import TAG_STATUS
+
+    if not ref.lstrip("@").isdigit():
+        require_servable(ref if ref.startswith("@") else "@" + ref, number, tags)
+        return
+    status = tags.get(TAG_STATUS, PENDING)
+    if status != APPROVED:
+        err_console.print(
+            f"[yellow]! v{number} is {status}, not approved: scored because you named it; "
+            "the service would not serve it[/]"
+        )
 
 
 def monitor(
@@ -133,7 +166,8 @@ def monitor(
     """Drift, data quality and model quality of production data against the reference.
 
     Exit status: 0 ok, 3 drift (inputs or predictions moved), 4 degraded (labelled rows
-    show the model got worse), 1 error. Writes reports/monitor.html (+ monitor_quality.html),
+    show the model got worse), 5 too_small (fewer than monitor.min_rows rows: drift not
+    judged; widen the window), 1 error. Writes reports/monitor.html (+ monitor_quality.html),
     reports/monitor.json, metrics/monitor.json and a snapshot in the Evidently workspace.
     """
     from cycleml.config import load_params
@@ -157,14 +191,16 @@ def monitor(
             err_console.print(f"[red]✗ monitor failed:[/] {err}")
             raise typer.Exit(1) from None
     name = result.model_name
-    colour = {"ok": "green", "drift": "yellow", "degraded": "red"}[result.verdict]
+    colour = {"ok": "green", "drift": "yellow", "degraded": "red", "too_small": "yellow"}[
+        result.verdict
+    ]
     console.print(
         f"[{colour}]● {result.verdict}[/] [bold]{name} v{result.model_version}[/] "
         f"({result.seconds:.1f} s)"
     )
     for line in mon.describe(result):
         console.print(f"  {line}")
-    if result.exit_code:
+    if result.verdict in (mon.DRIFT, mon.DEGRADED):
         console.print(
             "  next: `cycleml retrain` once labels have arrived, or `evidently ui --workspace "
             f"{p.monitor.workspace}` to see the trend"

@@ -6,12 +6,15 @@ Not stages: they read and move aliases and approval tags of registered versions 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cycleml.cli.render import ParamsOption, console, registry_client
 from cycleml.paths import project_paths
+
+if TYPE_CHECKING:
+    from cycleml.config import ServingParams
 
 __all__ = ["approve", "lineage", "promote", "registry_list", "reject", "rollback"]
 
@@ -23,13 +26,18 @@ VersionArg = Annotated[str, typer.Argument(help="a version number, or an alias l
 
 
 def registry_list(params: ParamsOption = Path("params.yaml")) -> None:
-    """Every version: aliases, approval status, decision and key test metrics."""
+    """Every version: aliases, approval status, decision and key test metrics.
+
+    An alias the service would refuse (its version is not approved) is flagged in red.
+    """
     from rich.table import Table
 
+    from cycleml.config import load_params
     from cycleml.model.registry import list_versions
 
     with registry_client(params) as (client, name):
         rows = list_versions(client, name)
+        serving = load_params(params).serving
     if not rows:
         console.print(f"model {name!r} has no versions yet. {_why_none(name)}")
         return
@@ -40,7 +48,7 @@ def registry_list(params: ParamsOption = Path("params.yaml")) -> None:
     for r in rows:
         table.add_row(
             r.version,
-            ", ".join(f"@{a}" for a in r.aliases),
+            ", ".join(_alias(a, r.status, serving) for a in r.aliases),
             f"[{colours.get(r.status, 'white')}]{r.status}[/]",
             r.decision,
             "  ".join(f"{k} {v:,.4g}" for k, v in r.metrics.items()),
@@ -48,6 +56,23 @@ def registry_list(params: ParamsOption = Path("params.yaml")) -> None:
             r.reason if len(r.reason) <= 70 else r.reason[:69] + "…",
         )
     console.print(table)
+
+
+def _alias(alias: str, status: str, serving: ServingParams) -> str:
+    """``@alias``, flagged when the service would refuse its version: the served alias
+    and a canary must be approved, a shadow challenger must not be rejected."""
+    from cycleml.model.registry import may_serve
+
+    challenger = serving.challenger
+    if alias == serving.alias:
+        shadow = False
+    elif alias == challenger.alias and challenger.mode != "off":
+        shadow = challenger.mode == "shadow"
+    else:
+        return f"@{alias}"  # the service does not load it
+    if may_serve(status, shadow):
+        return f"@{alias}"
+    return f"[red]@{alias} (not approved: will not be served)[/]"
 
 
 def _why_none(name: str) -> str:

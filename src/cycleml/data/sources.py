@@ -1,10 +1,17 @@
 """Reading a project's data: ``data.source`` (demo, file or SQL) and the labelled
 partitions ``cycleml retrain`` appends. Errors name the setting and the fix.
+
+DVC re-runs ingest when its dependencies change, and it can only hash files it is told
+about: ingest depends on the folder ``data/external/`` (dvc.yaml), where file sources
+live. A source outside it, at a URL or behind a SQL query is invisible to DVC, so ingest
+warns unless ``data.source.fingerprint`` (a param, hence a dependency) versions it.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,16 +23,22 @@ from cycleml.config import DataParams, DemoSource, FileSource, SqlSource
 from cycleml.paths import Paths
 
 __all__ = [
+    "SOURCE_DIR",
     "IngestError",
     "IngestReport",
     "partition_files",
     "read_all",
     "read_source",
     "sniff_separator",
+    "source_version",
+    "unversioned",
 ]
 
 SNIFF_BYTES = 64 * 1024
 """How much of a CSV file the separator is guessed from."""
+SOURCE_DIR = "data/external"
+"""Where file sources live: a dependency of the ingest stage in dvc.yaml, so DVC hashes
+every file in it and a changed file re-runs ingest and what follows."""
 _MANGLED = re.compile(r"\.\d+$")  # pandas' name for a repeated header: x, x.1, x.2
 
 
@@ -49,6 +62,11 @@ class IngestReport:
     """Text columns holding ISO dates (2024-01-31), parsed so they are not categories."""
     partitions: dict[str, int] = field(default_factory=dict)
     """Rows read from each partition file (data.partitions), after the source."""
+    source: dict[str, str] = field(default_factory=dict)
+    """Which version of data.source was read (see :func:`source_version`): lineage."""
+    warnings: list[str] = field(default_factory=list)
+    """Why DVC would miss a change to the source, with the fix (see :func:`unversioned`):
+    printed, not fatal, since a one-off run outside the pipeline needs no versioning."""
 
     def lines(self) -> list[str]:
         out = [f"read {self.rows_read:,} rows x {self.columns_read} columns"]
@@ -70,6 +88,7 @@ class IngestReport:
         if self.duplicates_dropped:
             out.append(f"{self.duplicates_dropped:,} duplicate row(s) dropped")
         out.append(f"wrote {self.rows_written:,} rows")
+        out += [f"warning: {w}" for w in self.warnings]
         return out
 
 
@@ -275,6 +294,49 @@ def read_source(source: DemoSource | FileSource | SqlSource) -> pd.DataFrame:
                 f"data.source (sql): {first}; check data.source.url and query"
             ) from None
         raise
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def source_version(source: DemoSource | FileSource | SqlSource) -> dict[str, str]:
+    """What identifies the data the source held, for the ingest report and the model's
+    lineage tags: a local file's path and md5 (DVC 3's hash of a file, the one in its
+    ``.dvc`` file after ``dvc add``), and the fingerprint when one is set. A URL is left
+    out: it may carry credentials."""
+    found: dict[str, str] = {"kind": source.kind}
+    if isinstance(source, FileSource) and not _is_url(source.path):
+        found["path"] = source.path
+        if Path(source.path).is_file():
+            with Path(source.path).open("rb") as fh:
+                digest = hashlib.file_digest(fh, lambda: hashlib.md5(usedforsecurity=False))
+            found["md5"] = digest.hexdigest()
+    if not isinstance(source, DemoSource) and source.fingerprint is not None:
+        found["fingerprint"] = source.fingerprint
+    return found
+
+
+def unversioned(source: DemoSource | FileSource | SqlSource, paths: Paths) -> list[str]:
+    """Why a change to the source's data would re-run nothing, with the fix: a local file
+    outside ``data/external/``, or a URL or SQL source, without a fingerprint."""
+    if isinstance(source, DemoSource) or source.fingerprint is not None:
+        return []
+    if isinstance(source, SqlSource) or _is_url(source.path):
+        what = "a SQL query" if isinstance(source, SqlSource) else "a URL"
+        return [
+            f"data.source.fingerprint is not set and DVC cannot hash {what}, so changed data "
+            "re-runs nothing; set data.source.fingerprint to text that changes with the data "
+            "(e.g. its load date) and change it whenever the data does"
+        ]
+    watched = Path(os.path.abspath(paths.root / SOURCE_DIR))
+    if Path(os.path.abspath(source.path)).is_relative_to(watched):  # links kept: DVC follows
+        return []
+    return [
+        f"data.source.path: {source.path} is outside {SOURCE_DIR}/, the folder DVC watches, "
+        f"so a changed file re-runs nothing; move the file into {SOURCE_DIR}/ and point "
+        "data.source.path at it (or set data.source.fingerprint and change it with the file)"
+    ]
 
 
 def partition_files(folder: Path, last: int | None = None) -> list[Path]:

@@ -82,6 +82,7 @@ def prepare(repo: Path, root: Path, settings: LoopSettings) -> Params:
         shutil.copytree(repo / "contracts", root / "contracts")
     (root / "data" / "partitions").mkdir(parents=True)
     (root / "data" / "partitions" / "README.md").write_text("New labelled data (loop).\n")
+    (root / "data" / "external").mkdir()  # ingest's dependency (dvc.yaml), empty: demo data
     raw = read_yaml((repo / "params.yaml").read_text(encoding="utf-8"))
     raw["data"]["source"] = {"kind": "demo", "rows": settings.rows, "seed": 42, "scenario": "none"}
     raw["tune"]["n_trials"] = settings.trials

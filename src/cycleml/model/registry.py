@@ -4,12 +4,17 @@ Each registered version carries a status, ``pending`` / ``approved`` / ``rejecte
 who set it, when and why (tags ``cycleml.status*``). Only an approved version can hold the
 ``champion`` alias, the one every server loads; the registered model keeps the history of
 champions (tag ``cycleml.champion_history``) so ``rollback`` can step back.
+
+The MLflow UI moves aliases without asking cycleml, so the status is checked again where a
+version is used: :func:`require_servable` refuses one that is not approved (the service,
+``cycleml predict`` through an alias).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,13 +38,16 @@ __all__ = [
     "CHAMPION",
     "PENDING",
     "REJECTED",
+    "NotApproved",
     "RegistryError",
     "VersionRow",
     "approve",
     "champion_version",
     "list_versions",
+    "may_serve",
     "promote",
     "reject",
+    "require_servable",
     "resolve",
     "rollback",
     "set_status",
@@ -53,6 +61,11 @@ _HISTORY = TAG_CHAMPION_HISTORY
 class RegistryError(ValueError):
     """A registry action that cannot be done: it would break a rule (e.g. promoting an
     unapproved version), or names a version that does not exist."""
+
+
+class NotApproved(RegistryError):
+    """A version that is not approved where only an approved one may answer: an alias
+    moved in the MLflow UI, which does not ask cycleml's approval."""
 
 
 # what MLflow's stores answer for an unknown model, version or alias (SQL store: alias
@@ -116,6 +129,39 @@ def champion_version(client: MlflowClient, name: str) -> str | None:
     does not answer: "no champion" would be a guess)."""
     version = _lookup(client, name, "@" + CHAMPION)
     return None if version is None else str(version.version)
+
+
+def may_serve(status: str, shadow: bool = False) -> bool:
+    """Whether a version of this approval status may answer requests: only an approved
+    one. A ``shadow`` (scored and logged, never returned) may also be pending: it is how a
+    person gathers evidence before approving it; a rejected version is never used."""
+    return status == APPROVED or (shadow and status == PENDING)
+
+
+def require_servable(ref: str, version: str, tags: Mapping[str, str], shadow: bool = False) -> None:
+    """Raise :class:`NotApproved` unless ``version`` (which ``ref`` names) may answer.
+
+    ``tags`` are the version's own (a version registered outside ``cycleml register`` has
+    no status: pending). See :func:`may_serve` for ``shadow``.
+    """
+    status = tags.get(TAG_STATUS, PENDING)
+    if may_serve(status, shadow):
+        return
+    approve_it = (
+        f"approve it (`cycleml registry approve {version} --reason ...`) or "
+        if status == PENDING
+        else ""
+    )
+    move = (
+        "`cycleml registry rollback` or `cycleml registry promote N`"
+        if ref.lstrip("@") == CHAMPION
+        else "`cycleml registry list` shows the approved ones"
+    )
+    raise NotApproved(
+        f"{ref} names v{version}, whose status ({TAG_STATUS}) is {status!r}, not approved: "
+        f"only approved versions are served (or scored through an alias); {approve_it}point "
+        f"{ref} at an approved version ({move})"
+    )
 
 
 def set_status(

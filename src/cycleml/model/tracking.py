@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from cycleml.config import Params, TrackingParams, params_hash
+from cycleml.files import read_json
 from cycleml.names import TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_PARAMS_HASH, data_tag
 from cycleml.paths import Paths
 
@@ -207,6 +208,17 @@ def dvc_lock_lineage(paths: Paths) -> dict[str, str]:
     return {}
 
 
+def source_lineage(paths: Paths) -> dict[str, str]:
+    """Which version of ``data.source`` ingest read, as it recorded it in
+    reports/ingest.json: ``cycleml.data.source.md5`` (a file's, as in its ``.dvc`` file) or
+    ``.fingerprint`` (a SQL or URL source's), with ``.kind`` and ``.path``."""
+    try:
+        found = dict(read_json(paths.report("ingest.json")).get("source") or {})
+    except (OSError, ValueError, TypeError, AttributeError):  # absent or not ingest's
+        return {}
+    return {data_tag("source", str(k)): str(v) for k, v in found.items()}
+
+
 def lineage_tags(params: Params, paths: Paths) -> dict[str, str]:
     """Tags for a run or a model version: git commit, data hashes, params hash."""
     tags: dict[str, str] = {TAG_PARAMS_HASH: params_hash(params)}
@@ -222,4 +234,5 @@ def lineage_tags(params: Params, paths: Paths) -> dict[str, str]:
             tags[data_tag(part, "md5")] = file_md5(file)
             tags[data_tag(part, "path")] = str(file.relative_to(paths.root))
     tags.update(dvc_lock_lineage(paths))
+    tags.update(source_lineage(paths))
     return tags

@@ -2,7 +2,7 @@
 and the retraining that follows when they part ways.
 
 * ``check``: the entry the CLI and the demo loop call (``run``, ``check``, ``describe``);
-* ``result``: the verdict (ok, drift, degraded), its exit code, ``MonitorError``;
+* ``result``: the verdict (ok, drift, degraded, too_small), its exit code, ``MonitorError``;
 * ``window``: the two sides read: the prediction log by rows, time or version, a
   ``--current`` file, the reference profile; ``parse_since``;
 * ``statistics``: PSI and the significance tests (chi-squared, Kolmogorov-Smirnov,

@@ -12,11 +12,13 @@ profile (held-out rows and their predictions, saved at training time):
   above ``monitor.prediction_psi`` and unlikely by chance for the window's size;
 * **data quality** of the incoming rows: missing values and categories the reference
   never had, per column;
-* **model quality** (concept drift), on the rows whose labels have arrived: the task's
-  metrics against the same metrics on the reference; a worsening beyond
-  ``monitor.max_quality_drop`` is degradation.
+* **model quality** (concept drift), on the rows whose labels have arrived, less the rows
+  the version trained on (matched on the id columns): the task's metrics against the same
+  metrics on the reference; a worsening beyond ``monitor.max_quality_drop`` is
+  degradation. Fewer than ``monitor.min_labelled`` such rows: not checked.
 
-The verdict is ``degraded`` (the model is worse), else ``drift`` (inputs or predictions
+The verdict is ``degraded`` (the model is worse), else ``too_small`` (fewer than
+``monitor.min_rows`` rows: drift not judged), else ``drift`` (inputs or predictions
 moved), else ``ok``; the command's exit code says it to a scheduler. Evidently runs on a
 seeded sample of at most ``monitor.max_rows`` rows per side (its tests are slow on
 millions of rows and gain nothing from them); quality metrics use every labelled row.
@@ -28,18 +30,35 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from cycleml.config import MonitorParams, Params
 from cycleml.data.schema import Schema
 from cycleml.monitor.drift import column_drift, prediction_drift
-from cycleml.monitor.quality import data_quality, model_quality, select_rows
-from cycleml.monitor.reports import drift_report, quality_report, sample, save_html, write_outputs
-from cycleml.monitor.result import DEGRADED, DRIFT, EXIT_CODES, OK, MonitorError, MonitorResult
+from cycleml.monitor.quality import data_quality, labelled_rows, model_quality, unseen_rows
+from cycleml.monitor.reports import (
+    absent_classes,
+    drift_report,
+    quality_report,
+    sample,
+    save_html,
+    write_outputs,
+)
+from cycleml.monitor.result import (
+    DEGRADED,
+    DRIFT,
+    EXIT_CODES,
+    OK,
+    TOO_SMALL,
+    MonitorError,
+    MonitorResult,
+)
 from cycleml.monitor.window import (
     from_file,
     from_log,
     load_reference,
+    load_seen_rows,
     parse_since,
     prepare_window,
 )
@@ -55,6 +74,7 @@ __all__ = [
     "DRIFT",
     "EXIT_CODES",
     "OK",
+    "TOO_SMALL",
     "MonitorError",
     "MonitorResult",
     "check",
@@ -75,9 +95,12 @@ def check(
     window: str,
     reports_dir: Path,
     na_values: list[str] | None = None,
+    seen: np.ndarray | None = None,
 ) -> tuple[MonitorResult, list[Any]]:
     """Compare ``current`` (inputs, outputs, ``_label``) with ``reference``; write the
-    HTML reports into ``reports_dir``. Returns the result and the Evidently snapshots."""
+    HTML reports into ``reports_dir``. ``seen``: the keys of the rows the version trained
+    on (``schema.row_keys``), left out of model quality. Returns the result and the
+    Evidently snapshots."""
     started = time.perf_counter()
     schema = model.schema
     current = prepare_window(current, schema, na_values)
@@ -91,11 +114,6 @@ def check(
         reference_rows=len(reference),
         sampled_rows=None,
     )
-    if result.rows < cfg.min_rows:
-        result.notes.append(
-            f"only {result.rows} rows in the window (monitor.min_rows={cfg.min_rows}): "
-            "too few to judge drift; widen the window"
-        )
     result.prediction = prediction_drift(
         schema, reference, current, cfg.prediction_psi, cfg.significance
     )
@@ -119,12 +137,25 @@ def check(
         tags=tags,
     )
     result.drift = column_drift(per_column, schema, ref_sample, cur_sample, cfg)
+    if result.rows < cfg.min_rows:
+        reason = (
+            f"not checked ({result.rows} rows, needs {cfg.min_rows}: monitor.min_rows); "
+            "widen the window"
+        )
+        result.drift["not_checked"] = result.prediction["not_checked"] = reason
     result.reports["drift"] = save_html(drift_snapshot, reports_dir / "monitor.html")
     snapshots = [drift_snapshot]
 
-    labelled = select_rows(current, current[schema.target].notna())
+    labelled, trained = unseen_rows(schema, labelled_rows(schema, current), seen)
     result.quality = _judge_quality(schema, reference, labelled, model.threshold, cfg)
-    if "metrics" in result.quality:
+    result.quality["trained_rows"] = trained
+    absent = absent_classes(schema, reference, labelled)
+    if "metrics" in result.quality and absent:
+        result.notes.append(
+            f"no Evidently quality report: no labelled row of class(es) {', '.join(absent)} "
+            "(it needs every class); the metrics above cover the classes present"
+        )
+    elif "metrics" in result.quality:
         quality_snapshot = quality_report(
             schema, reference, labelled, cfg.max_rows, name=f"{title}: quality", tags=tags
         )
@@ -146,8 +177,8 @@ def _judge_quality(
     """Model quality on the labelled rows, once there are ``monitor.min_labelled`` of them."""
     if len(labelled) < cfg.min_labelled:
         return {
-            "skipped": f"{len(labelled)} labelled rows, fewer than monitor.min_labelled="
-            f"{cfg.min_labelled}: model quality not judged yet"
+            "skipped": f"not checked ({len(labelled)} labelled rows, needs "
+            f"{cfg.min_labelled}: monitor.min_labelled)"
         }
     try:
         return model_quality(schema, reference, labelled, threshold, cfg)
@@ -156,12 +187,15 @@ def _judge_quality(
 
 
 def _verdict(result: MonitorResult, cfg: MonitorParams) -> str:
-    """``degraded`` when the model is worse; else ``drift`` when inputs or predictions
-    moved in a window large enough to judge; else ``ok``."""
+    """``degraded`` when the model is worse; else ``too_small`` when the window is too
+    small to judge drift (never ``ok``: nothing was checked); else ``drift`` when inputs or
+    predictions moved; else ``ok``."""
     drifted = result.drift["drifted"]
     if result.quality.get("degraded"):
         return DEGRADED
-    if result.rows >= cfg.min_rows and (
+    if result.rows < cfg.min_rows:
+        return TOO_SMALL
+    if (
         result.drift["dataset_drift"]
         or (cfg.drifted_columns is not None and len(drifted) >= cfg.drifted_columns)
         or result.prediction["drifted"]
@@ -214,6 +248,7 @@ def run(
         window=window,
         reports_dir=paths.report("monitor.html").parent,
         na_values=params.data.clean.na_values,
+        seen=load_seen_rows(client, model.run_id),
     )
     write_outputs(
         result,
@@ -229,13 +264,24 @@ def run(
 def describe(result: MonitorResult) -> list[str]:
     """The result in a few lines, for the terminal."""
     lines = [f"window: {result.window}: {result.rows:,} rows, {result.labelled_rows:,} labelled"]
-    d = result.drift
-    lines.append(
+    if "not_checked" in result.drift:
+        lines.append(f"data and prediction drift: {result.drift['not_checked']}")
+    else:
+        lines += _drift_lines(result)
+    lines += _data_quality_lines(result.data_quality)
+    lines += _quality_lines(result.quality)
+    lines += result.notes
+    lines += [f"{kind}: {where}" for kind, where in result.reports.items()]
+    return lines
+
+
+def _drift_lines(result: MonitorResult) -> list[str]:
+    d, p = result.drift, result.prediction
+    lines = [
         f"data drift: {len(d['drifted'])} of {len(d['columns'])} feature columns "
         f"({d['share']:.0%}, limit {d['limit']:.0%})"
         + (f": {', '.join(d['drifted'][:8])}" if d["drifted"] else "")
-    )
-    p = result.prediction
+    ]
     if p["psi"] == p["psi"]:
         lines.append(
             f"prediction drift: PSI {p['psi']:.3f} on {p['column']}"
@@ -246,7 +292,11 @@ def describe(result: MonitorResult) -> list[str]:
                 else ""
             )
         )
-    dq = result.data_quality
+    return lines
+
+
+def _data_quality_lines(dq: dict[str, Any]) -> list[str]:
+    lines = []
     new = {
         c: i["new_category_share"] for c, i in dq["columns"].items() if "new_category_share" in i
     }
@@ -256,22 +306,29 @@ def describe(result: MonitorResult) -> list[str]:
         )
     if dq["all_missing"]:
         lines.append(f"[red]always missing now:[/] {', '.join(dq['all_missing'])}")
-    q = result.quality
-    if "skipped" in q:
-        lines.append(f"model quality: {q['skipped']}")
-    else:
-        for name, info in q["metrics"].items():
-            mark = "[red]✗[/]" if info["degraded"] else "[green]✓[/]"
-            lines.append(
-                f"model quality {mark} {name} {info['reference']:.4f} -> {info['current']:.4f} "
-                f"({info['relative_worsening']:+.1%} worse, limit {info['limit']:.0%})"
-            )
-        lines.append(
-            "labels: "
-            + ", ".join(
-                f"{k} {v['reference']:.3g} -> {v['current']:.3g}" for k, v in q["labels"].items()
-            )
-        )
-    lines += result.notes
-    lines += [f"{kind}: {where}" for kind, where in result.reports.items()]
     return lines
+
+
+def _quality_lines(q: dict[str, Any]) -> list[str]:
+    trained = q["trained_rows"]
+    left_out = "rows the model trained on: " + (
+        trained["not_checked"]
+        if "not_checked" in trained
+        else f"{trained['left_out']:,} left out of model quality"
+    )
+    if "skipped" in q:
+        return [f"model quality: {q['skipped']}", left_out]
+    lines = []
+    for name, info in q["metrics"].items():
+        mark = "[red]✗[/]" if info["degraded"] else "[green]✓[/]"
+        lines.append(
+            f"model quality {mark} {name} {info['reference']:.4f} -> {info['current']:.4f} "
+            f"({info['change']}, limit {info['limit']:.0%} worse)"
+        )
+    lines.append(
+        "labels: "
+        + ", ".join(
+            f"{k} {v['reference']:.3g} -> {v['current']:.3g}" for k, v in q["labels"].items()
+        )
+    )
+    return [*lines, left_out]

@@ -1,6 +1,7 @@
 """Quality: of the incoming data (missing values, categories the reference never had)
-and of the model on the rows whose labels arrived (the task's metrics against the
-reference's; a worsening beyond its limit and unlikely by chance is degradation)."""
+and of the model on the rows whose labels arrived and that it did not train on (the
+task's metrics against the reference's; a worsening beyond its limit and unlikely by
+chance is degradation)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ import numpy as np
 import pandas as pd
 
 from cycleml.config import MonitorParams
-from cycleml.data.schema import Schema
+from cycleml.data.schema import Schema, row_keys
 from cycleml.evaluation.metrics import advantage, task_metrics
 from cycleml.monitor.statistics import worse_by_chance
+from cycleml.names import SEEN_ROWS
 
-__all__ = ["data_quality", "model_quality", "select_rows"]
+__all__ = [
+    "change_words",
+    "data_quality",
+    "labelled_rows",
+    "model_quality",
+    "select_rows",
+    "unseen_rows",
+]
 
 
 def data_quality(schema: Schema, reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, Any]:
@@ -53,6 +62,41 @@ def select_rows(
     return frame[present] if keep.all() else frame.loc[keep, present]
 
 
+def labelled_rows(schema: Schema, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s rows whose label arrived, in the columns model quality reads (id
+    columns, target, outputs): a narrow copy, not one of a million-row window."""
+    outputs = ["prediction", *(f"probability_{c}" for c in schema.classes)]
+    return select_rows(
+        frame, frame[schema.target].notna(), [*schema.id_columns, schema.target, *outputs]
+    )
+
+
+def unseen_rows(
+    schema: Schema, labelled: pd.DataFrame, seen: np.ndarray | None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``labelled`` without the rows the model trained or early-stopped on (matched on the
+    schema's id columns against ``seen``, the run's keys of them), so a window holding
+    training rows does not flatter the model; and what was done, for the report."""
+    if not schema.id_columns:
+        return labelled, {"not_checked": "not checked (no data.id_columns to match rows on)"}
+    missing = [c for c in schema.id_columns if c not in labelled.columns]
+    if missing:
+        why = f"the window lacks the id column(s) {', '.join(missing)}"
+        return labelled, {"not_checked": f"not checked ({why})"}
+    if seen is None:
+        return labelled, {"not_checked": f"not checked (the training run kept no {SEEN_ROWS})"}
+    trained = pd.Series(np.isin(row_keys(labelled, schema), seen), index=labelled.index)
+    return select_rows(labelled, ~trained), {"left_out": int(trained.sum())}
+
+
+def change_words(worse: float) -> str:
+    """A relative worsening in words, "6.7% worse" or "6.7% better": its sign is already
+    the metric's direction (lower-is-better metrics such as rmse or log_loss included)."""
+    if abs(worse) < 0.0005:
+        return "unchanged"
+    return f"{abs(worse):.1%} {'worse' if worse > 0 else 'better'}"
+
+
 def model_quality(
     schema: Schema,
     reference: pd.DataFrame,
@@ -72,7 +116,7 @@ def model_quality(
     y_ref = schema.encode_target(reference[schema.target].dropna())
     ref_rows = select_rows(reference, reference[schema.target].notna(), _quality_columns(schema))
     if schema.task == "classification" and len(np.unique(y_now)) < 2:
-        return {"skipped": "the labelled rows hold a single class: no ranking metric"}
+        return {"skipped": "not checked (the labelled rows hold a single class: no ranking metric)"}
     now = task_metrics(schema.task, y_now, scores(labelled), threshold)
     ref = task_metrics(schema.task, y_ref, scores(ref_rows), threshold)
     metrics: dict[str, Any] = {}
@@ -87,6 +131,7 @@ def model_quality(
             "reference": ref[name],
             "current": now[name],
             "relative_worsening": worse,
+            "change": change_words(worse),
             "limit": limit,
             "p_value": p_value,
             "degraded": bool(worse > limit and (p_value is None or p_value < cfg.significance)),

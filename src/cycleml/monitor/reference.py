@@ -4,6 +4,7 @@ predictions, in the very columns ``cycleml predict`` writes and the service logs
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from cycleml.data.schema import Schema
@@ -14,14 +15,20 @@ __all__ = ["canonical_target", "profile", "with_predictions"]
 
 
 def canonical_target(schema: Schema, values: pd.Series) -> pd.Series:
-    """Labels as the model's class names (``1``, ``1.0`` and ``True`` are one class)."""
+    """Labels as the model's class names (``1``, ``1.0`` and ``True`` are one class), or as
+    float64 numbers for regression; missing labels stay missing. Raises ValueError naming
+    the target column for a label the model cannot take."""
     if schema.task == "regression":
-        return pd.to_numeric(values, errors="coerce").astype("float64")
-    present = values.notna()
-    out = pd.Series(None, index=values.index, dtype="object")
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+        wrong = int((numbers.isna() & values.notna()).sum())
+        if wrong:
+            raise ValueError(f"column {schema.target!r} has {wrong} label(s) that are not numbers")
+        return numbers
+    present = values.notna().to_numpy()
+    out = np.full(len(values), None, dtype=object)
     if present.any():
         out[present] = schema.decode_target(schema.encode_target(values[present]))
-    return out
+    return pd.Series(out, index=values.index, dtype="object")
 
 
 def with_predictions(

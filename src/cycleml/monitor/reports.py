@@ -15,7 +15,14 @@ from cycleml.data.schema import Schema
 from cycleml.monitor.drift import output_column
 from cycleml.monitor.result import MonitorResult
 
-__all__ = ["drift_report", "quality_report", "sample", "save_html", "write_outputs"]
+__all__ = [
+    "absent_classes",
+    "drift_report",
+    "quality_report",
+    "sample",
+    "save_html",
+    "write_outputs",
+]
 
 
 def sample(frame: pd.DataFrame, limit: int, seed: int = 0) -> pd.DataFrame:
@@ -39,7 +46,7 @@ def drift_report(
     from evidently import Report
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
-    cur_ds, ref_ds, columns = _evidently_inputs(schema, reference, current, False)
+    cur_ds, ref_ds, columns = _drift_inputs(schema, reference, current)
     # effect sizes, whatever the sample size: Wasserstein (numeric), Jensen-Shannon (text)
     drift_preset = DataDriftPreset(
         columns=columns,
@@ -65,77 +72,110 @@ def quality_report(
     tags: list[str],
 ) -> Any:
     """Evidently's classification or regression report on the labelled rows of each side."""
+    import warnings
+
     from evidently import Report
     from evidently.presets import ClassificationPreset, RegressionPreset
+    from sklearn.exceptions import UndefinedMetricWarning
 
-    cur_l, ref_l, _ = _evidently_inputs(
-        schema,
-        sample(reference[reference[schema.target].notna()], max_rows),
-        sample(labelled, max_rows),
-        True,
-    )
+    ref = sample(reference[reference[schema.target].notna()], max_rows)
+    cur = sample(labelled, max_rows)
     preset = ClassificationPreset() if schema.task == "classification" else RegressionPreset()
-    return Report([preset]).run(cur_l, ref_l, name=name, tags=tags)
+    with warnings.catch_warnings():  # its R2 per bin of a few rows warns, to the terminal
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return Report([preset]).run(
+            _quality_dataset(schema, cur), _quality_dataset(schema, ref), name=name, tags=tags
+        )
 
 
-def _evidently_inputs(
-    schema: Schema, reference: pd.DataFrame, current: pd.DataFrame, labelled: bool
+def absent_classes(schema: Schema, reference: pd.DataFrame, labelled: pd.DataFrame) -> list[str]:
+    """Classes no labelled row of a side holds: Evidently's multiclass report fails on
+    them (a KeyError, or a binary report of the two classes left), so it is not made."""
+    if schema.task == "regression" or schema.is_binary:
+        return []
+    present = set(labelled[schema.target].unique()) & set(reference[schema.target].unique())
+    return [c for c in schema.classes if c not in present]
+
+
+def _drift_inputs(
+    schema: Schema, reference: pd.DataFrame, current: pd.DataFrame
 ) -> tuple[Any, Any, list[str]]:
-    """Evidently datasets of the two frames: features and the model's output (and the
-    target with the classification/regression definition when ``labelled``)."""
-    from evidently import (
-        BinaryClassification,
-        DataDefinition,
-        Dataset,
-        MulticlassClassification,
-        Regression,
-    )
+    """Evidently datasets of the two frames' features and model output, and the columns
+    the drift preset tests."""
+    from evidently import DataDefinition
 
     output = output_column(schema)
-    numeric = [*schema.numeric] + ([output] if output != "prediction" else [])
-    categorical = [*schema.categorical]
     probas = [f"probability_{c}" for c in schema.classes]
+    numeric, categorical = [*schema.numeric], [*schema.categorical]
     if schema.task == "regression":
         numeric.append("prediction")
     else:
         categorical.append("prediction")
         numeric += [c for c in probas if c not in numeric]
-    columns = [*schema.features, *dict.fromkeys([output, "prediction"])]
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     keep = [*dict.fromkeys([*numeric, *categorical])]
-    tasks: dict[str, Any] = {}
-    if labelled:
-        keep.append(schema.target)
-        if schema.task == "regression":
-            numeric.append(schema.target)
-            tasks["regression"] = [Regression(target=schema.target, prediction="prediction")]
-        else:
-            categorical.append(schema.target)
-            if schema.is_binary:
-                tasks["classification"] = [
-                    BinaryClassification(
-                        target=schema.target,
-                        prediction_labels="prediction",
-                        prediction_probas=output,
-                        pos_label=schema.classes[1],
-                    )
-                ]
-            else:
-                tasks["classification"] = [
-                    MulticlassClassification(
-                        target=schema.target,
-                        prediction_labels="prediction",
-                        prediction_probas=probas,
-                    )
-                ]
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical, **tasks)
+    columns = [*schema.features, *dict.fromkeys([output, "prediction"])]
+    return (
+        _dataset(current[keep], definition, categorical),
+        _dataset(reference[keep], definition, categorical),
+        columns,
+    )
 
-    def dataset(frame: pd.DataFrame) -> Any:
-        table = frame[keep].copy()
-        for col in categorical:
-            table[col] = table[col].astype("object").where(table[col].notna(), None)
-        return Dataset.from_pandas(table, data_definition=definition)
 
-    return dataset(current), dataset(reference), columns
+def _quality_dataset(schema: Schema, frame: pd.DataFrame) -> Any:
+    """An Evidently dataset of the target and the model's output, defined for the task.
+
+    Evidently names a multiclass model's classes by its probability columns, so those are
+    renamed to the class names (unless one is called like the target or ``prediction``:
+    then labels only) and scaled to sum to one (float32 rounding makes sklearn warn)."""
+    from evidently import (
+        BinaryClassification,
+        DataDefinition,
+        MulticlassClassification,
+        Regression,
+    )
+
+    target = schema.target
+    if schema.task == "regression":
+        definition = DataDefinition(
+            numerical_columns=[target, "prediction"],
+            regression=[Regression(target=target, prediction="prediction")],
+        )
+        return _dataset(frame[[target, "prediction"]], definition, [])
+    categorical = [target, "prediction"]
+    if schema.is_binary:
+        output = output_column(schema)
+        task: Any = BinaryClassification(
+            target=target,
+            prediction_labels="prediction",
+            prediction_probas=output,
+            pos_label=schema.classes[1],
+        )
+        table = frame[[*categorical, output]]
+        numeric = [output]
+    else:
+        clash = {target, "prediction"} & set(schema.classes)
+        numeric = [] if clash else list(schema.classes)
+        renamed = {f"probability_{c}": c for c in numeric}
+        table = frame[[*categorical, *renamed]].rename(columns=renamed)
+        table[numeric] = table[numeric].div(table[numeric].sum(axis=1), axis=0)
+        task = MulticlassClassification(
+            target=target, prediction_labels="prediction", prediction_probas=numeric or None
+        )
+    definition = DataDefinition(
+        numerical_columns=numeric, categorical_columns=categorical, classification=[task]
+    )
+    return _dataset(table, definition, categorical)
+
+
+def _dataset(frame: pd.DataFrame, definition: Any, categorical: list[str]) -> Any:
+    """``frame`` as an Evidently dataset; categories as Python objects, missing as None."""
+    from evidently import Dataset
+
+    table = frame.copy()
+    for col in categorical:
+        table[col] = table[col].astype("object").where(table[col].notna(), None)
+    return Dataset.from_pandas(table, data_definition=definition)
 
 
 def _drift_tests(snapshot: Any, features: list[str]) -> dict[str, Any]:

@@ -7,11 +7,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEGRADED", "DRIFT", "EXIT_CODES", "OK", "MonitorError", "MonitorResult"]
+__all__ = [
+    "DEGRADED",
+    "DRIFT",
+    "EXIT_CODES",
+    "OK",
+    "TOO_SMALL",
+    "MonitorError",
+    "MonitorResult",
+]
 
-OK, DRIFT, DEGRADED = "ok", "drift", "degraded"
-EXIT_CODES = {OK: 0, DRIFT: 3, DEGRADED: 4}
-"""Exit status per verdict (1 is an error, 2 bad usage), for cron and CI."""
+OK, DRIFT, DEGRADED, TOO_SMALL = "ok", "drift", "degraded", "too_small"
+EXIT_CODES = {OK: 0, DRIFT: 3, DEGRADED: 4, TOO_SMALL: 5}
+"""Exit status per verdict (1 is an error, 2 bad usage), for cron and CI. ``too_small``:
+the window has fewer than ``monitor.min_rows`` rows, so nothing was judged; a scheduler
+testing for 0 must not read that as a healthy model."""
 
 
 class MonitorError(ValueError):

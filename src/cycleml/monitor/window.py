@@ -8,10 +8,11 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -21,6 +22,7 @@ from cycleml.model.tracking import redact
 from cycleml.monitor.reference import canonical_target, with_predictions
 from cycleml.monitor.result import MonitorError
 from cycleml.names import REFERENCE_ARTIFACT as ARTIFACT
+from cycleml.names import SEEN_ROWS
 from cycleml.scoring.inputs import prepare_inputs
 from cycleml.scoring.loaded import LoadedModel
 from cycleml.serve.labels import allowed, typed_label
@@ -28,7 +30,14 @@ from cycleml.serve.labels import allowed, typed_label
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["from_file", "from_log", "load_reference", "parse_since", "prepare_window"]
+__all__ = [
+    "from_file",
+    "from_log",
+    "load_reference",
+    "load_seen_rows",
+    "parse_since",
+    "prepare_window",
+]
 
 log = logging.getLogger(__name__)
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -59,20 +68,32 @@ def _decode(texts: pd.Series) -> list[Any]:
     return [orjson.loads(t) if t is not None else None for t in texts]
 
 
-def _json_columns(texts: pd.Series, schema: pa.Schema) -> pd.DataFrame:
+def _json_columns(texts: pd.Series, schema: pa.Schema, infer: Sequence[str] = ()) -> pd.DataFrame:
     """JSON objects, one per text, as columns of ``schema``'s types, parsed by Arrow in
-    C++ (fields outside the schema are ignored; absent ones are null)."""
+    C++ (absent fields are null). Fields outside the schema are ignored, but for those in
+    ``infer``, whose type Arrow infers (id columns: text or numbers, as clients send them);
+    when one of them mixes text and numbers, they are left out, with a warning."""
     import io
 
     import pyarrow.json as pj
 
     data = ("\n".join(texts)).encode()
-    table = pj.read_json(
-        io.BytesIO(data),
-        read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(data) + 1, 1 << 28))),
-        parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-    )
-    frame: pd.DataFrame = table.to_pandas()
+    read = pj.ReadOptions(block_size=max(1 << 20, min(len(data) + 1, 1 << 28)))
+    try:
+        table = pj.read_json(
+            io.BytesIO(data),
+            read_options=read,
+            parse_options=pj.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="infer" if infer else "ignore"
+            ),
+        )
+    except pa.ArrowInvalid:
+        if not infer:
+            raise
+        log.warning("prediction log: id column(s) %s mix text and numbers; left out", infer)
+        return _json_columns(texts, schema)
+    kept = [*schema.names, *(c for c in infer if c in table.column_names)]
+    frame: pd.DataFrame = table.select(kept).to_pandas()
     return frame
 
 
@@ -94,9 +115,10 @@ def _log_types(model: LoadedModel) -> tuple[pa.Schema, pa.Schema]:
 
 
 def _window_rows(raw: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
-    """One chunk of log rows as a table: inputs, outputs, label, time and request id."""
+    """One chunk of log rows as a table: inputs, id columns, outputs, label, time and
+    request id."""
     input_types, answer_types = _log_types(model)
-    rows = _json_columns(raw["inputs"], input_types)
+    rows = _json_columns(raw["inputs"], input_types, model.schema.id_columns)
     answers = _json_columns(raw["outputs"], answer_types)
     rows["prediction"] = answers["prediction"].to_numpy()
     if "probabilities" in answers:
@@ -124,8 +146,8 @@ def from_log(
 
     One model version per window (a reference belongs to one version): ``version``, or
     else the version that answered the newest row; ``load`` turns it into the model.
-    Returns the rows, oldest first (inputs, prediction, probabilities, ``_label``,
-    ``_ts``, ``_request_id``), and the model. Read in chunks, JSON parsed by Arrow.
+    Returns the rows, oldest first (inputs, id columns, prediction, probabilities,
+    ``_label``, ``_ts``, ``_request_id``), and the model. Read in chunks, JSON parsed by Arrow.
     """
     import sqlalchemy as sa
 
@@ -193,7 +215,8 @@ def _known_labels(labels: pd.Series, schema: Schema) -> list[Any]:
 def from_file(path: Path, model: LoadedModel, data: DataParams) -> pd.DataFrame:
     """Rows of a CSV or Parquet file, read and cleaned as ingest reads and cleans the
     source (separator, encoding, missing markers, numbers stored as text), scored by
-    ``model``; its target column, when present, gives the labels."""
+    ``model``; its target column, when present, gives the labels, and its id columns are
+    kept (to tell rows the model trained on)."""
     from cycleml.config import FileSource
     from cycleml.data.cleaning import clean
     from cycleml.data.sources import IngestError, read_source
@@ -216,6 +239,9 @@ def from_file(path: Path, model: LoadedModel, data: DataParams) -> pd.DataFrame:
     if frame.empty:
         raise MonitorError(f"{path} has no rows to monitor")
     out = with_predictions(frame, model, data.clean.na_values)
+    for col in model.schema.id_columns:
+        if col in frame.columns and col not in out.columns:
+            out[col] = frame[col].to_numpy()
     target = data.target
     out["_label"] = frame[target].to_numpy() if target in frame.columns else None
     return out
@@ -245,6 +271,26 @@ def load_reference(client: MlflowClient, run_id: str, fallback: Path | None) -> 
     )
 
 
+def load_seen_rows(client: MlflowClient, run_id: str) -> np.ndarray | None:
+    """The keys of the rows ``run_id`` trained and early-stopped on (``schema.row_keys``),
+    or None for a run logged before they were kept."""
+    import tempfile
+
+    import mlflow.artifacts
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="cycleml-seen-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=SEEN_ROWS,
+                dst_path=tmp,
+                tracking_uri=client.tracking_uri,
+            )
+            return np.asarray(pd.read_parquet(local)["key"].to_numpy())
+    except Exception:  # noqa: BLE001 - older runs have no such artifact
+        return None
+
+
 def prepare_window(
     current: pd.DataFrame, schema: Schema, na_values: list[str] | None
 ) -> pd.DataFrame:
@@ -257,12 +303,13 @@ def prepare_window(
     current = current.copy(deep=False)  # columns below are replaced, never written into
     for col in schema.inputs:
         current[col] = cleaned[col]
-    labels = current["_label"] if "_label" in current else pd.Series(None, index=current.index)
-    current[schema.target] = None
-    if labels.notna().any():
-        present = labels.notna()
-        try:
-            current.loc[present, schema.target] = canonical_target(schema, labels[present])
-        except ValueError as err:
-            raise MonitorError(f"feedback labels: {err}") from None
+    labels = (
+        current["_label"]
+        if "_label" in current
+        else pd.Series(None, index=current.index, dtype="object")
+    )
+    try:  # typed as the reference's target (float64 for regression), or Evidently fails
+        current[schema.target] = canonical_target(schema, labels).to_numpy()
+    except ValueError as err:
+        raise MonitorError(f"feedback labels: {err}") from None
     return current

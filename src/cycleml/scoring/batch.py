@@ -11,7 +11,11 @@ output untouched.
 
 Each output row is the input row's id columns, the prediction (classification: the label,
 with the model's own decision threshold for a binary problem, and ``probability_<class>``
-per class; regression: the value) and the model's name and version, in input order.
+per class; regression: the value) and the model's name and version, in input order. The
+ids keep their type, so the output merges back on the input: a Parquet file's own types; a
+CSV's text as written, which Parquet output stores as integers when every value is a
+plain integer (no leading zeros, no sign but ``-``; empty is missing). A file with none of
+the schema's id columns gets ``row`` instead: the row's position in the file, from 0.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cycleml.data.sources import SNIFF_BYTES, sniff_separator
 from cycleml.files import atomic_path
@@ -48,6 +53,14 @@ _SUFFIXES: dict[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+
+
+ROW = "row"
+"""The output's row-number column, written when the file has none of the schema's id
+columns (no other output column has this name)."""
+_PLAIN_INTEGER = r"^(0|-?[1-9][0-9]{0,17})?$"
+"""CSV text that is an int64 and reads back as the same text (empty: missing). At most 18
+digits: always within int64's range."""
 
 
 class BatchError(ValueError):
@@ -202,25 +215,64 @@ def _parquet_input(
     return _Input(columns, file.metadata.num_rows, id_types, str(path), chunks)
 
 
-def _csv_input(path: Path, id_columns: list[str], chunk_rows: int, sep: str | None) -> _Input:
+def _csv_input(
+    path: Path, id_columns: list[str], chunk_rows: int, sep: str | None, typed_ids: bool
+) -> _Input:
+    """``typed_ids``: find which id columns hold integers (a first pass over those columns
+    only), for an output that stores types; else every id is kept as its text."""
     sep = sep or _sniff_sep(path)
     header = pd.read_csv(path, sep=sep, nrows=0).columns
     columns = {str(name): str(name).strip() for name in header}
     id_types = {c: pa.string() for c in columns.values() if c in id_columns}
+    if typed_ids and id_types:
+        id_types = _csv_id_types(path, sep, columns, list(id_types), chunk_rows)
 
     def chunks(wanted: list[str]) -> Iterator[tuple[pd.DataFrame, pa.Table]]:
         raw = [r for r, c in columns.items() if c in wanted]
         ids = [columns[r] for r in raw if columns[r] in id_types]
         # every value as its text, nothing made missing by pandas' own markers: the markers
         # are data.clean.na_values, applied by prepare_inputs exactly as ingest applies them
-        with pd.read_csv(
-            path, sep=sep, usecols=raw, dtype=str, na_filter=False, chunksize=chunk_rows
-        ) as reader:
+        with _read_text(path, sep, raw, chunk_rows) as reader:
             for frame in reader:
                 frame = frame.rename(columns=columns)
-                yield frame, pa.table({c: pa.array(frame[c], pa.string()) for c in ids})
+                yield frame, pa.table({c: _id_array(frame[c], id_types[c]) for c in ids})
 
     return _Input(columns, None, id_types, f"{path} (separator {sep!r})", chunks)
+
+
+def _read_text(path: Path, sep: str, raw: list[str], chunk_rows: int) -> Any:
+    """A reader of ``raw`` columns in chunks, every value as the text in the file."""
+    return pd.read_csv(path, sep=sep, usecols=raw, dtype=str, na_filter=False, chunksize=chunk_rows)
+
+
+def _csv_id_types(
+    path: Path, sep: str, columns: dict[str, str], ids: list[str], chunk_rows: int
+) -> dict[str, pa.DataType]:
+    """int64 for each id column whose every value is a plain integer or empty, else
+    string: the types a merge back on the file expects, with no id's text changed."""
+    integers = set(ids)
+    raw = [r for r, c in columns.items() if c in integers]
+    with _read_text(path, sep, raw, chunk_rows) as reader:
+        for frame in reader:
+            for r in raw:
+                if columns[r] in integers and not _plain_integers(frame[r]):
+                    integers.discard(columns[r])
+            if not integers:
+                break  # every id column is text: no need to read on
+    return {c: pa.int64() if c in integers else pa.string() for c in ids}
+
+
+def _plain_integers(values: pd.Series) -> bool:
+    text = pa.array(values, pa.string())
+    return bool(pc.all(pc.match_substring_regex(text, _PLAIN_INTEGER), min_count=0).as_py())
+
+
+def _id_array(values: pd.Series, kind: pa.DataType) -> pa.Array:
+    """A CSV id column's text as ``kind``: text as it is, or int64 (empty: missing)."""
+    text = pa.array(values, pa.string())
+    if kind == pa.string():
+        return text
+    return pc.cast(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text), kind)
 
 
 @contextmanager
@@ -240,7 +292,8 @@ def _writer(
 
         def write(table: pa.Table) -> None:
             nonlocal written
-            table.to_pandas().to_csv(fh, header=not written, index=False)
+            # an integer id with a missing value stays an integer (pandas would make 7 7.0)
+            table.to_pandas(integer_object_nulls=True).to_csv(fh, header=not written, index=False)
             written = True
 
         yield write
@@ -386,7 +439,7 @@ def predict_file(
         text_inputs = schema.inputs if compiled else []
         reader = _parquet_input(source, schema.id_columns, chunk_rows, text_inputs)
     else:
-        reader = _csv_input(source, schema.id_columns, chunk_rows, sep)
+        reader = _csv_input(source, schema.id_columns, chunk_rows, sep, out_format == "parquet")
     missing = [c for c in schema.inputs if c not in reader.columns.values()]
     if missing:
         raise BatchError(
@@ -394,9 +447,8 @@ def predict_file(
             f"v{model.version} was trained with; add them (other columns are ignored)"
         )
     ids = [c for c in schema.id_columns if c in reader.id_types]
-    out_schema = pa.schema(
-        [pa.field(c, reader.id_types[c]) for c in ids] + _prediction_fields(model)
-    )
+    keys = [pa.field(c, reader.id_types[c]) for c in ids] or [pa.field(ROW, pa.int64())]
+    out_schema = pa.schema(keys + _prediction_fields(model))
     before = _peak_rss_bytes()
     start = time.perf_counter()
     rows = 0
@@ -412,11 +464,11 @@ def predict_file(
         chunks = _prefetch(reader.chunks(list(dict.fromkeys([*ids, *schema.inputs]))))
         for frame, id_table in chunks:
             predicted = score_table(frame, model, na_values)
-            write_later(
-                pa.Table.from_arrays([*id_table.columns, *predicted.columns], schema=out_schema)
-            )
-            rows += predicted.num_rows
-            bar.advance(task, predicted.num_rows)
+            n = predicted.num_rows
+            key_columns = id_table.columns if ids else [pa.array(np.arange(rows, rows + n))]
+            write_later(pa.Table.from_arrays([*key_columns, *predicted.columns], schema=out_schema))
+            rows += n
+            bar.advance(task, n)
     seconds = time.perf_counter() - start
     after = _peak_rss_bytes()
     delta = (after - before) / 2**20 if before is not None and after is not None else None

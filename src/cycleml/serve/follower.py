@@ -9,8 +9,12 @@ does not answer leaves the loaded version serving and is reported in :attr:`regi
 
 Before a version is swapped in it must load (skops only, cycleml's trusted types: see
 :mod:`cycleml.model.loading`) and score its own input example the way requests are scored.
-A version that fails either is refused: the loaded one keeps serving, and the refusal (the
-version and why) is logged once and reported in :attr:`registry` until the alias moves.
+It must also be approved in the registry (tag ``cycleml.status``): the MLflow UI can point
+``@champion`` at a pending or rejected version, and the registry's word is final. A
+version that fails any of these is refused: the loaded one keeps serving, and the refusal
+(the version and why) is logged once and reported in :attr:`registry` until the alias
+moves or the version is approved. At start-up there is nothing to fall back on, so the
+constructor raises (:class:`cycleml.model.registry.NotApproved` for an unapproved one).
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from cycleml.model.registry import require_servable
 from cycleml.serve.served import Served, load, resolve_version, score
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["AliasFollower", "rehearse"]
+__all__ = ["AliasFollower", "load_approved", "rehearse"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,21 @@ def rehearse(served: Served) -> Served:
     return served
 
 
+def load_approved(client: MlflowClient, name: str, ref: str, shadow: bool = False) -> Served:
+    """Version ``ref`` of ``name``, loaded, once its own tags show it may answer requests.
+
+    The status is read from the version that was loaded, so an alias moving meanwhile
+    cannot slip an unapproved version past the check. ``shadow``: it only shadows, and
+    may also be pending (:func:`cycleml.model.registry.may_serve`).
+
+    Raises:
+        NotApproved: the version is not approved; or whatever loading raised.
+    """
+    served = load(client, name, ref)
+    require_servable(ref, served.version, served.tags, shadow)
+    return served
+
+
 class AliasFollower:
     """The version an alias names (and an optional challenger), reloaded when it moves.
 
@@ -60,6 +80,8 @@ class AliasFollower:
         name: the registered model's name.
         alias: the alias to serve, e.g. ``champion``.
         challenger: the challenger's alias, or None when no challenger is routed to.
+        shadow: the challenger only shadows (scored, never returned), so it may be pending;
+            when it answers (canary) it must be approved like the served version.
         on_status: called with True/False after each look at the registry (a gauge).
         on_swap: called after a new version was swapped in (e.g. to freeze the heap).
     """
@@ -75,14 +97,16 @@ class AliasFollower:
         name: str,
         alias: str,
         challenger: str | None = None,
+        shadow: bool = False,
         on_status: Callable[[bool], None] = lambda reachable: None,
         on_swap: Callable[[], None] = lambda: None,
     ) -> None:
         self.client, self.name = client, name
         self.ref = "@" + alias
         self.challenger_ref = "@" + challenger if challenger else None
+        self.shadow = shadow
         self.on_status, self.on_swap = on_status, on_swap
-        self.served = rehearse(load(client, name, self.ref))  # nothing to fall back on: raise
+        self.served = rehearse(load_approved(client, name, self.ref))  # nothing to fall back on
         self.challenger = None
         self._refused: dict[str, dict[str, str]] = {}
         self._looked: dict[str, Any] = {}
@@ -132,10 +156,11 @@ class AliasFollower:
             self.challenger = self._candidate(self.challenger_ref, current)
 
     def _candidate(self, ref: str, version: str) -> Served | None:
-        """Version ``version``, which ``ref`` now names, loaded and rehearsed; None when it
-        is refused (logged once per version and reason, reported in :attr:`registry`)."""
+        """Version ``version``, which ``ref`` now names, loaded, approved and rehearsed; None
+        when it is refused (logged once per version and reason, reported in :attr:`registry`)."""
+        shadow = self.shadow and ref == self.challenger_ref
         try:
-            fresh = rehearse(load(self.client, self.name, ref))
+            fresh = rehearse(load_approved(self.client, self.name, ref, shadow))
         except Exception as err:  # noqa: BLE001 - a bad version must never be served
             refusal = {"version": version, "error": _first_line(err)}
             if self._refused.get(ref) != refusal:
