@@ -93,7 +93,7 @@ fuzz: install ## fuzz the service from its OpenAPI document (Schemathesis; EXAMP
 load: install ## 60 s at 32 clients on a fresh served project: failures, latency, memory, shutdown
 	$(BIN)/python benchmarks/load.py --seconds $${SECONDS_:-60} --clients $${CLIENTS:-32}
 
-bench: install wrk ## the benchmark suite (~15 min): BENCHMARKS.md and benchmarks/results/latest.json
+bench: install wrk ## the benchmark suite (~18 min): BENCHMARKS.md and benchmarks/results/latest.json
 	$(BIN)/python -m benchmarks.suite $${ONLY:+--only $$ONLY}
 
 wrk: ## the HTTP load generator the benchmarks use (Debian/Ubuntu package, or brew)
