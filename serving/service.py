@@ -77,7 +77,8 @@ def _startup_version() -> serving.Served:
 
 
 # the request schema comes from the version served at start-up
-Record = serving.record_model(_startup_version().schema)
+STARTUP = _startup_version()
+Record = serving.record_model(STARTUP.schema)
 Records = serving.records_type(Record, PARAMS.serving.max_records)
 
 
@@ -160,6 +161,7 @@ class CycleML:
             shadow=CHALLENGER.mode == "shadow",
             on_status=lambda reachable: REGISTRY_UP.set(1 if reachable else 0),
             on_swap=_freeze_heap,
+            served=STARTUP,  # loaded once per process, for the request schema and to serve
         )
         self.log = PredictionLog(
             PATHS.database_url(PARAMS.serving.prediction_log),

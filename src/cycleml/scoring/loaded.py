@@ -85,13 +85,8 @@ def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> Loade
         )
         pipeline = load_pipeline(Path(local), f"{name} version {number}")
         example = _example(Path(local))
-        schema_file = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id,
-            artifact_path=SCHEMA_ARTIFACT,
-            dst_path=tmp,
-            tracking_uri=client.tracking_uri,
-        )
-        schema = Schema.model_validate_json(Path(schema_file).read_text(encoding="utf-8"))
+        schema_file = _run_file(client, version.run_id, SCHEMA_ARTIFACT, tmp)
+        schema = Schema.model_validate_json(schema_file.read_text(encoding="utf-8"))
         scorer = _scorer(client, version, pipeline, schema, tmp)
     alias = ref.lstrip("@") if not ref.lstrip("@").isdigit() else None
     if alias is None and version.aliases:
@@ -107,6 +102,17 @@ def load_model(client: MlflowClient, name: str, ref: str = "@champion") -> Loade
         tags=dict(version.tags or {}),
         scorer=scorer,
         example=example,
+    )
+
+
+def _run_file(client: MlflowClient, run_id: str, artifact: str, tmp: str) -> Path:
+    """One artifact of the training run, downloaded from ``client``'s store into ``tmp``."""
+    import mlflow.artifacts
+
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact, dst_path=tmp, tracking_uri=client.tracking_uri
+        )
     )
 
 
@@ -133,20 +139,14 @@ def _scorer(
     """
     import logging
 
-    import mlflow.artifacts
-
     tags = dict(version.tags or {})
     if tags.get(SCORER_TAG) != "compiled":
         reason = tags.get(f"{SCORER_TAG}.reason", "registered without a compiled scorer")
         return PipelineScorer(pipeline, schema, reason=reason)
     try:
-        plan_file = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id,
-            artifact_path=SCORER_PLAN,
-            dst_path=tmp,
-            tracking_uri=client.tracking_uri,
+        plan = json.loads(
+            _run_file(client, version.run_id, SCORER_PLAN, tmp).read_text(encoding="utf-8")
         )
-        plan = json.loads(Path(plan_file).read_text(encoding="utf-8"))
         return CompiledScorer.from_pipeline(pipeline, schema, plan)
     except Exception as err:  # noqa: BLE001 - any failure: the Pipeline scores instead
         reason = f"its compiled scorer could not be loaded ({type(err).__name__}: {err})"

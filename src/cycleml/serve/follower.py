@@ -84,6 +84,8 @@ class AliasFollower:
             when it answers (canary) it must be approved like the served version.
         on_status: called with True/False after each look at the registry (a gauge).
         on_swap: called after a new version was swapped in (e.g. to freeze the heap).
+        served: the version to start with, when the caller has loaded it already (through
+            :func:`load_approved`); else the alias's version is loaded here.
     """
 
     served: Served
@@ -100,13 +102,15 @@ class AliasFollower:
         shadow: bool = False,
         on_status: Callable[[bool], None] = lambda reachable: None,
         on_swap: Callable[[], None] = lambda: None,
+        served: Served | None = None,
     ) -> None:
         self.client, self.name = client, name
         self.ref = "@" + alias
         self.challenger_ref = "@" + challenger if challenger else None
         self.shadow = shadow
         self.on_status, self.on_swap = on_status, on_swap
-        self.served = rehearse(load_approved(client, name, self.ref))  # nothing to fall back on
+        # nothing to fall back on yet: a version that fails here stops the start
+        self.served = rehearse(served or load_approved(client, name, self.ref))
         self.challenger = None
         self._refused: dict[str, dict[str, str]] = {}
         self._looked: dict[str, Any] = {}
